@@ -1,0 +1,373 @@
+"""Experiment specification: the YAML file a lab writes to describe one experiment.
+
+Every model forbids unknown fields, so a typo is an error that names the field. Checks that
+span several fields run once the whole spec has parsed and name every field they involve,
+e.g. ``radio.tau_p (30) must not exceed radio.tau_c (20)``.
+
+Units are SI throughout (m, Hz, W, s); the only dB values are noise figure and SNR override.
+Kept Python 3.8 compatible: edge boards import this module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Literal, Optional, Tuple, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing_extensions import Annotated
+
+from protocol.profiles import BUILTIN_PROFILES, DeviceProfile
+
+__all__ = [
+    "ALGORITHMS",
+    "DATASET_TRAIN_SIZES",
+    "APSpec",
+    "AlgorithmSpec",
+    "BackendSpec",
+    "DatasetSpec",
+    "ExperimentSpec",
+    "FLSpec",
+    "ModelSpec",
+    "RadioSpec",
+    "SecureAggregationSpec",
+    "SpecError",
+    "TopologySpec",
+    "UESpec",
+    "WeightsSpec",
+    "load_spec",
+    "parse_spec",
+]
+
+#: Training-set sizes of the datasets in ../shared/data (samples).
+DATASET_TRAIN_SIZES: Dict[str, int] = {"mnist": 60000, "cifar10": 50000}
+_DATASET_CLASSES: Dict[str, int] = {"mnist": 10, "cifar10": 10}
+_MODEL_DATASET: Dict[str, str] = {"mnist_cnn": "mnist", "cifar_cnn": "cifar10"}
+
+#: The proposed algorithm and the baselines of DESIGN section 10.
+ALGORITHMS = ("proposed", "rrs", "cpa", "fedavg", "fedprox", "drl_ra", "jcc")
+
+#: Two-channel and one-channel sample-rate limits of a USRP B210, Hz.
+_B210_FS_MAX_1CH = 61.44e6
+_B210_FS_MAX_2CH = 30.72e6
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+Position = Tuple[float, float]
+
+
+class APSpec(_Strict):
+    """One access point: a USRP B210 (or its simulation)."""
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    antennas: int = Field(default=2, ge=1, le=64, description="Receive antennas (B210: 1 or 2).")
+    position_m: Optional[Position] = Field(
+        default=None, description="(x, y) in metres; random (seeded) when absent."
+    )
+    device_args: str = Field(default="", description="UHD device args, e.g. `serial=3215ABC`.")
+    host: Optional[str] = Field(default=None, description="Host that runs this AP's flowgraph.")
+
+
+class UESpec(_Strict):
+    """One user equipment: an edge board running an agent."""
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    profile: str = Field(default="rpi4", description="Device profile: rpi4, jetson-nano or custom.")
+    position_m: Optional[Position] = None
+    speed_mps: float = Field(default=1.0, ge=0, description="Random-waypoint speed, m/s.")
+    host: Optional[str] = Field(default=None, description="Board address (lab hardware).")
+
+
+class TopologySpec(_Strict):
+    area_m: float = Field(default=1000.0, gt=0, description="Side of the square area, m.")
+    wrap_around: bool = True
+    ap_height_m: float = Field(default=10.0, ge=0, description="AP height above the UEs, m.")
+    aps: List[APSpec] = Field(min_length=1)
+    ues: List[UESpec] = Field(min_length=1)
+
+
+class RadioSpec(_Strict):
+    carrier_hz: float = Field(default=3.5e9, gt=0)
+    bandwidth_hz: float = Field(default=20e6, gt=0)
+    sample_rate_hz: float = Field(default=1e6, gt=0, description="AP receive sample rate, Hz.")
+    tau_p: int = Field(default=8, ge=1, description="Pilot length, samples.")
+    tau_c: int = Field(default=200, ge=1, description="Coherence block (frame) length, samples.")
+    noise_figure_db: float = Field(default=7.0, ge=0)
+    pilot_power_w: float = Field(default=0.1, gt=0)
+    snr_override_db: Optional[float] = Field(
+        default=None, description="Force every UE's pilot SNR (sweeps)."
+    )
+
+
+class SimBackendSpec(_Strict):
+    kind: Literal["sim"] = "sim"
+    cfo_hz: float = Field(default=0.0, description="Carrier frequency offset of each UE, Hz.")
+    timing_offset_samples: int = Field(default=0, ge=0)
+
+
+ClockSource = Literal["internal", "external", "gpsdo"]
+
+
+class UHDBackendSpec(_Strict):
+    kind: Literal["uhd"]
+    clock_source: ClockSource = "internal"
+    time_source: ClockSource = "internal"
+    rx_gain_db: float = Field(default=40.0, ge=0, le=76)
+    start_delay_s: float = Field(default=1.0, gt=0, description="Timed start after PPS, s.")
+
+
+BackendSpec = Annotated[Union[SimBackendSpec, UHDBackendSpec], Field(discriminator="kind")]
+
+
+class IIDPartition(_Strict):
+    kind: Literal["iid"] = "iid"
+
+
+class DirichletPartition(_Strict):
+    kind: Literal["dirichlet"]
+    alpha: float = Field(gt=0, description="Dirichlet concentration; small is more skewed.")
+
+
+class LabelSkewPartition(_Strict):
+    kind: Literal["label_skew"]
+    classes_per_client: int = Field(ge=1)
+
+
+Partition = Annotated[
+    Union[IIDPartition, DirichletPartition, LabelSkewPartition], Field(discriminator="kind")
+]
+
+
+class DatasetSpec(_Strict):
+    name: Literal["mnist", "cifar10"] = "mnist"
+    path: Optional[Path] = Field(
+        default=None, description="Dataset folder; default ../shared/data."
+    )
+    partition: Partition = Field(default_factory=IIDPartition)
+    samples_per_client: Optional[int] = Field(
+        default=None, ge=1, description="Cap on each client's local samples."
+    )
+    min_samples_per_client: int = Field(default=10, ge=1)
+
+
+class ModelSpec(_Strict):
+    name: Literal["mnist_cnn", "cifar_cnn"] = "mnist_cnn"
+
+
+class FLSpec(_Strict):
+    rounds: int = Field(default=20, ge=1)
+    local_epochs: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=0.05, gt=0)
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+    clients_per_round: Optional[int] = Field(default=None, ge=1, description="Default: all UEs.")
+    round_deadline_s: float = Field(default=120.0, gt=0, description="Wall-clock round deadline.")
+
+
+class AblationSpec(_Strict):
+    no_cra: bool = False
+    no_csm: bool = False
+    no_fal: bool = False
+    no_drl: bool = False
+
+
+class AlgorithmSpec(_Strict):
+    name: Literal["proposed", "rrs", "cpa", "fedavg", "fedprox", "drl_ra", "jcc"] = "proposed"
+    fedprox_mu: float = Field(default=0.01, ge=0)
+    bandwidth: Literal["softmax", "exact"] = "softmax"
+    power: Literal["drl", "max", "convex"] = "drl"
+    ablation: AblationSpec = Field(default_factory=AblationSpec)
+
+
+class WeightsSpec(_Strict):
+    alpha: float = Field(default=1.0, ge=0, description="Accuracy weight.")
+    beta: float = Field(default=0.1, ge=0, description="Energy weight, 1/J.")
+    gamma: float = Field(default=1.0, ge=0, description="Latency weight, 1/s.")
+    lambda_: float = Field(default=0.1, ge=0, alias="lambda", description="FAL fairness weight.")
+
+
+class SecureAggregationSpec(_Strict):
+    enabled: bool = True
+    threshold: Optional[int] = Field(
+        default=None, ge=2, description="Survivors needed to unmask; default ceil(2/3 n)."
+    )
+    neighbours: Optional[int] = Field(
+        default=None, ge=2, description="k of a k-regular graph (SecAgg+); none: complete."
+    )
+    clip: float = Field(default=1.0, gt=0, description="Clipping bound of each coordinate.")
+    fraction_bits: int = Field(default=16, ge=1, le=40)
+
+
+def _default_backend() -> SimBackendSpec:
+    return SimBackendSpec()
+
+
+class ExperimentSpec(_Strict):
+    """The whole experiment file."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = Field(default=0, ge=0)
+    topology: TopologySpec
+    radio: RadioSpec = Field(default_factory=RadioSpec)
+    backend: BackendSpec = Field(default_factory=_default_backend)
+    device_profiles: Dict[str, DeviceProfile] = Field(
+        default_factory=dict, description="Custom profiles by name, beside the built-in ones."
+    )
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    fl: FLSpec = Field(default_factory=FLSpec)
+    algorithm: AlgorithmSpec = Field(default_factory=AlgorithmSpec)
+    weights: WeightsSpec = Field(default_factory=WeightsSpec)
+    secure_aggregation: SecureAggregationSpec = Field(default_factory=SecureAggregationSpec)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> ExperimentSpec:
+        problems = _cross_field_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def n_ues(self) -> int:
+        return len(self.topology.ues)
+
+    @property
+    def clients_per_round(self) -> int:
+        return self.fl.clients_per_round or self.n_ues
+
+    @property
+    def secagg_threshold(self) -> int:
+        t = self.secure_aggregation.threshold
+        return t if t is not None else max(2, math.ceil(2 * self.clients_per_round / 3))
+
+    def profile(self, ue: UESpec) -> DeviceProfile:
+        """The device profile of ``ue`` (custom profiles shadow built-in ones)."""
+        return {**BUILTIN_PROFILES, **self.device_profiles}[ue.profile]
+
+
+def _duplicates(ids: List[str]) -> List[str]:
+    return sorted(i for i, n in Counter(ids).items() if n > 1)
+
+
+def _cross_field_problems(spec: ExperimentSpec) -> List[str]:
+    """Every cross-field problem of ``spec``, each starting with the field path it concerns."""
+    out: List[str] = []
+    topo, radio, ds = spec.topology, spec.radio, spec.dataset
+    for where, items in (("topology.aps", topo.aps), ("topology.ues", topo.ues)):
+        dup = _duplicates([x.id for x in items])
+        if dup:
+            out.append(f"{where}: duplicate ids {dup}")
+    placed = (
+        ("aps", [a.position_m for a in topo.aps]),
+        ("ues", [u.position_m for u in topo.ues]),
+    )
+    for kind, positions in placed:
+        for i, pos in enumerate(positions):
+            if pos is not None and not all(0 <= c <= topo.area_m for c in pos):
+                out.append(f"topology.{kind}.{i}.position_m: {pos} lies outside the area")
+    if radio.tau_p > radio.tau_c:
+        out.append(f"radio.tau_p ({radio.tau_p}) must not exceed radio.tau_c ({radio.tau_c})")
+    known = {**BUILTIN_PROFILES, **spec.device_profiles}
+    for i, ue in enumerate(topo.ues):
+        if ue.profile not in known:
+            out.append(
+                f"topology.ues.{i}.profile: unknown profile `{ue.profile}`; known {sorted(known)}"
+            )
+    if isinstance(spec.backend, UHDBackendSpec):
+        for i, ap in enumerate(topo.aps):
+            if ap.antennas > 2:
+                out.append(f"topology.aps.{i}.antennas: a B210 has at most 2 ({ap.antennas})")
+            fs_max = _B210_FS_MAX_2CH if ap.antennas == 2 else _B210_FS_MAX_1CH
+            if radio.sample_rate_hz > fs_max:
+                out.append(
+                    f"radio.sample_rate_hz: {radio.sample_rate_hz:g} exceeds the B210 limit "
+                    f"{fs_max:g} with {ap.antennas} channel(s) (topology.aps.{i})"
+                )
+    expected = _MODEL_DATASET[spec.model.name]
+    if expected != ds.name:
+        out.append(
+            f"model.name: `{spec.model.name}` is for {expected}, not dataset.name `{ds.name}`"
+        )
+    size, n = DATASET_TRAIN_SIZES[ds.name], spec.n_ues
+    per_client = ds.samples_per_client or ds.min_samples_per_client
+    if n * per_client > size:
+        out.append(
+            f"topology.ues: {n} UEs x {per_client} samples each exceed the {size} training "
+            f"samples of dataset.name `{ds.name}`"
+        )
+    part = ds.partition
+    if isinstance(part, LabelSkewPartition) and part.classes_per_client > _DATASET_CLASSES[ds.name]:
+        out.append(
+            f"dataset.partition.classes_per_client: {part.classes_per_client} exceeds the "
+            f"{_DATASET_CLASSES[ds.name]} classes of {ds.name}"
+        )
+    if spec.fl.clients_per_round is not None and spec.fl.clients_per_round > n:
+        out.append(f"fl.clients_per_round ({spec.fl.clients_per_round}) exceeds the {n} UEs")
+    sa = spec.secure_aggregation
+    if sa.enabled:
+        m = spec.clients_per_round
+        if sa.threshold is not None and sa.threshold > m:
+            out.append(
+                f"secure_aggregation.threshold ({sa.threshold}) exceeds {m} clients per round"
+            )
+        if sa.neighbours is not None and sa.neighbours >= m:
+            out.append(
+                f"secure_aggregation.neighbours ({sa.neighbours}) must be below the {m} clients "
+                "per round (leave it out for the complete graph)"
+            )
+    return out
+
+
+class SpecError(ValueError):
+    """An experiment file that cannot be used; ``problems`` holds one line per error."""
+
+    def __init__(self, source: str, problems: List[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(problems))
+
+
+_VALUE_ERROR = "Value error, "
+
+
+def _format_errors(err: ValidationError) -> List[str]:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"]
+        if msg.startswith(_VALUE_ERROR):
+            msg = msg[len(_VALUE_ERROR) :]
+        if loc:
+            lines.append(f"{loc}: {msg}")
+        else:
+            lines.extend(msg.split("; "))
+    return lines
+
+
+def parse_spec(data: object, source: str = "<spec>") -> ExperimentSpec:
+    """Validate a parsed YAML/JSON document; raise :class:`SpecError` listing every problem."""
+    if not isinstance(data, dict):
+        raise SpecError(source, [f"top level: expected a mapping, got {type(data).__name__}"])
+    try:
+        return ExperimentSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(source, _format_errors(err)) from None
+
+
+def load_spec(path: Union[str, Path]) -> ExperimentSpec:
+    """Read and validate the experiment file at ``path``."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise SpecError(str(p), [f"cannot read file: {err.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise SpecError(str(p), [f"not valid YAML: {err}"]) from None
+    return parse_spec(data, source=str(p))
