@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from testbed.commands import bench, doctor, spec
+from testbed.commands import agent, ap, bench, controller, doctor, run, spec
 
 app = typer.Typer(
     name="testbed",
@@ -21,10 +21,14 @@ app = typer.Typer(
 
 # -- single commands ------------------------------------------------------------------------
 app.command("doctor")(doctor.doctor)
+app.command("run")(run.run)
 
 # -- command groups (one module each) -------------------------------------------------------
 app.add_typer(spec.app, name="spec")
 app.add_typer(bench.app, name="bench")
+app.add_typer(controller.app, name="controller")
+app.add_typer(agent.app, name="agent")
+app.add_typer(ap.app, name="ap")
 
 
 def main() -> None:

@@ -1,0 +1,145 @@
+"""Experiments: create from a spec, list, get, start, stop, delete; rounds; global model."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi.responses import FileResponse, JSONResponse
+
+from controller.api.deps import Operator, Service
+from controller.api.schemas import ExperimentPublic, RoundPublic
+from controller.db import ExperimentRow
+from protocol.spec import SpecError, parse_spec
+
+router = APIRouter(prefix="/experiments", tags=["experiments"])
+
+
+def _get(service: Service, experiment_id: str) -> ExperimentRow:
+    with service.db.session() as s:
+        row = s.get(ExperimentRow, experiment_id)
+        if row is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"experiment `{experiment_id}` not found"
+            )
+        return row
+
+
+def _public(service: Service, row: ExperimentRow) -> ExperimentPublic:
+    spec = row.spec
+    engine = service.engines.get(row.id)
+    current = engine.current.index if engine is not None and engine.current else None
+    return ExperimentPublic(
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        algorithm=spec.get("algorithm", {}).get("name", "proposed"),
+        rounds_total=spec.get("fl", {}).get("rounds", 0),
+        rounds_completed=row.next_round,
+        model_version=row.model_version,
+        current_round=current,
+        error=row.error,
+        created_at=row.created_at,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ExperimentPublic)
+async def create_experiment(request: Request, service: Service, _: Operator) -> Any:
+    """Create an experiment from a spec (JSON body: the YAML file's content as JSON)."""
+    try:
+        data = await request.json()
+    except ValueError:
+        return JSONResponse(
+            status_code=422, content={"detail": [{"loc": ["body"], "msg": "body is not JSON"}]}
+        )
+    try:
+        spec = parse_spec(data, source="request body")
+    except SpecError as err:
+        detail = [{"loc": ["body", *p.split(":", 1)[0].split(".")], "msg": p} for p in err.problems]
+        return JSONResponse(status_code=422, content={"detail": detail})
+    row = ExperimentRow(
+        id=f"{spec.name}-{uuid.uuid4().hex[:8]}",
+        name=spec.name,
+        spec_json=spec.model_dump_json(by_alias=True),
+    )
+    with service.db.session() as s:
+        s.add(row)
+    return _public(service, row)
+
+
+@router.get("", response_model=list[ExperimentPublic])
+def list_experiments(service: Service, _: Operator) -> Any:
+    with service.db.session() as s:
+        rows = s.query(ExperimentRow).order_by(ExperimentRow.created_at).all()
+    return [_public(service, r) for r in rows]
+
+
+@router.get("/{experiment_id}", response_model=ExperimentPublic)
+def get_experiment(experiment_id: str, service: Service, _: Operator) -> Any:
+    return _public(service, _get(service, experiment_id))
+
+
+@router.get("/{experiment_id}/spec")
+def get_spec(experiment_id: str, service: Service, _: Operator) -> Any:
+    return _get(service, experiment_id).spec
+
+
+@router.post("/{experiment_id}/start", response_model=ExperimentPublic)
+def start_experiment(experiment_id: str, service: Service, _: Operator) -> Any:
+    row = _get(service, experiment_id)
+    if row.status == "completed":
+        raise HTTPException(status.HTTP_409_CONFLICT, "experiment already completed")
+    service.start_experiment(experiment_id)
+    return _public(service, _get(service, experiment_id))
+
+
+@router.post("/{experiment_id}/stop", response_model=ExperimentPublic)
+def stop_experiment(experiment_id: str, service: Service, _: Operator) -> Any:
+    _get(service, experiment_id)
+    service.stop_experiment(experiment_id)
+    return _public(service, _get(service, experiment_id))
+
+
+@router.delete("/{experiment_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_experiment(experiment_id: str, service: Service, _: Operator) -> Response:
+    _get(service, experiment_id)
+    service.stop_experiment(experiment_id)
+    with service.db.session() as s:
+        row = s.get(ExperimentRow, experiment_id)
+        if row is not None:
+            s.delete(row)
+    service.store.delete(experiment_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{experiment_id}/rounds", response_model=list[RoundPublic])
+def list_rounds(experiment_id: str, service: Service, _: Operator) -> Any:
+    _get(service, experiment_id)
+    with service.db.session() as s:
+        return [RoundPublic.from_row(r) for r in service.db.rounds(s, experiment_id)]
+
+
+@router.get("/{experiment_id}/rounds/{index}", response_model=RoundPublic)
+def get_round(experiment_id: str, index: int, service: Service, _: Operator) -> Any:
+    _get(service, experiment_id)
+    with service.db.session() as s:
+        for r in service.db.rounds(s, experiment_id):
+            if r.index == index:
+                return RoundPublic.from_row(r, full=True)
+    raise HTTPException(status.HTTP_404_NOT_FOUND, f"round {index} of `{experiment_id}` not found")
+
+
+@router.get("/{experiment_id}/model")
+def download_model(experiment_id: str, service: Service, _: Operator) -> FileResponse:
+    """The latest committed global model (safetensors)."""
+    row = _get(service, experiment_id)
+    if row.model_version < 0:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no global model yet")
+    path = service.store.path(experiment_id, row.model_version)
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        filename=f"{experiment_id}-v{row.model_version}.safetensors",
+        headers={"X-Model-Version": str(row.model_version)},
+    )

@@ -1,0 +1,292 @@
+"""The edge agent daemon: enrol, heartbeat, poll for round tasks and do them.
+
+One agent plays one UE. For each task it is handed it does one stage (DESIGN section 8):
+``init`` uploads the seeded initial model; ``train`` sets the CPU frequency by DVFS, trains
+from the global model on the local partition, measures time and energy and reports its loss
+with the first secure-aggregation message; the upload stages send the weighted update (masked,
+or in the clear); ``evaluate`` scores the new global model on this agent's test shard. The
+agent survives controller restarts: every call retries until the controller answers again.
+
+Kept Python 3.8 compatible: it runs on JetPack.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from edge_agent.client import ControllerClient, ControllerUnavailable, Rejected, wait_for
+from edge_agent.settings import AgentSettings
+from protocol import tensorfile
+from protocol.auth import load_or_create_identity
+from protocol.profiles import BUILTIN_PROFILES, DeviceProfile
+from protocol.rounds import EvalReport, Task, TrainReport
+from protocol.spec import DatasetSpec
+
+__all__ = ["Agent"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _RoundMemory:
+    """What the agent keeps between the stages of one round attempt."""
+
+    key: Tuple[str, int, int]
+    delta: np.ndarray
+    secagg: Any = None
+
+
+@dataclass
+class _DataCache:
+    key: Optional[Tuple[str, int, int, int]] = None
+    train: Any = None
+    test: Dict[Tuple[int, int], Any] = field(default_factory=dict)
+
+
+class Agent:
+    """One edge agent, driven by :meth:`run` until :meth:`stop`."""
+
+    def __init__(self, settings: AgentSettings) -> None:
+        from edge_agent.dvfs import detect_backend
+        from edge_agent.training import configure_torch
+
+        self.settings = settings
+        configure_torch(settings.torch_threads)
+        key = load_or_create_identity(settings.state_dir / f"{settings.agent_id}.key")
+        self.client = ControllerClient(
+            settings.controller_url, settings.agent_id, key, settings.request_timeout_s
+        )
+        self.profile: DeviceProfile = BUILTIN_PROFILES.get(
+            settings.profile, BUILTIN_PROFILES["rpi4"]
+        )
+        self.dvfs = detect_backend(settings.profile, settings.dvfs_sysfs_root)
+        self._stop = threading.Event()
+        self._round: Optional[_RoundMemory] = None
+        self._data = _DataCache()
+        self._models: Dict[Tuple[str, int], bytes] = {}
+        self.stats: Dict[str, Any] = {"rounds_trained": 0, "stages_done": 0, "errors": 0}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Enrol, then serve tasks until stopped; restores DVFS settings on the way out."""
+        s = self.settings
+        try:
+            self._enrol()
+            beat = threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True)
+            beat.start()
+            while not self._stop.is_set():
+                try:
+                    task = wait_for("task", self.client.task, s.max_backoff_s, s.give_up_after_s)
+                except Rejected as err:
+                    if err.status == 401:  # the controller lost us (e.g. a new database)
+                        self._enrol()
+                        continue
+                    raise
+                if task.stage == "idle":
+                    self._stop.wait(task.poll_s)
+                    continue
+                self._do(task)
+        finally:
+            self.dvfs.restore()
+            self.client.close()
+
+    def _enrol(self) -> None:
+        s = self.settings
+        wait_for(
+            "enrol",
+            lambda: self.client.enrol(s.profile, s.enrol_token),
+            s.max_backoff_s,
+            s.give_up_after_s,
+        )
+        log.info("agent %s enrolled at %s", s.agent_id, s.controller_url)
+
+    def _heartbeats(self) -> None:
+        while not self._stop.wait(self.settings.heartbeat_s):
+            try:
+                self.client.heartbeat(
+                    {
+                        **self.stats,
+                        "freq_hz": self.dvfs.current_hz(),
+                        "profile": self.settings.profile,
+                    }
+                )
+            except (ControllerUnavailable, Rejected) as err:
+                log.debug("heartbeat failed: %s", err)
+
+    def _do(self, task: Task) -> None:
+        handler = {
+            "init": self._init,
+            "train": self._train,
+            "upload": self._upload,
+            "evaluate": self._evaluate,
+        }.get(task.stage, self._secagg_stage)
+        try:
+            body, content_type = handler(task)
+            self.client.submit(task, body, content_type)
+            self.stats["stages_done"] += 1
+        except Rejected as err:
+            # Late or duplicate: the controller moved on. Not fatal.
+            log.info("stage %s of round %d refused: %s", task.stage, task.round, err.detail)
+        except ControllerUnavailable as err:
+            log.info("stage %s of round %d not delivered: %s", task.stage, task.round, err)
+        except Exception:  # a failed stage is a dropout, never the end of the agent
+            self.stats["errors"] += 1
+            log.exception("stage %s of round %d failed", task.stage, task.round)
+
+    # -- data and models ----------------------------------------------------------------------
+    def _local_data(
+        self, dataset: Dict[str, Any], client_index: int, n_clients: int, seed: int
+    ) -> Any:
+        """This agent's partition of the training set (cached while the task keeps it)."""
+        from edge_agent.data import load_dataset, load_raw, partition_indices
+
+        ds = DatasetSpec.model_validate(dataset)
+        key = (ds.name, client_index, n_clients, seed)
+        if self._data.key != key:
+            data_dir = self.settings.data_dir or ds.path
+            _, labels = load_raw(ds.name, "train", data_dir=data_dir)
+            parts = partition_indices(
+                labels,
+                n_clients,
+                ds.partition,
+                seed,
+                samples_per_client=ds.samples_per_client,
+                min_samples=ds.min_samples_per_client,
+            )
+            self._data = _DataCache(
+                key=key,
+                train=load_dataset(
+                    ds.name, "train", data_dir=data_dir, indices=parts[client_index]
+                ),
+            )
+        return self._data.train
+
+    def _test_shard(self, dataset: str, shard: int, n_shards: int) -> Any:
+        from edge_agent.data import load_dataset, load_raw
+
+        if (shard, n_shards) not in self._data.test:
+            _, labels = load_raw(dataset, "test", data_dir=self.settings.data_dir)
+            idx = np.array_split(np.arange(labels.shape[0]), n_shards)[shard]
+            self._data.test = {
+                (shard, n_shards): load_dataset(
+                    dataset, "test", data_dir=self.settings.data_dir, indices=idx
+                )
+            }
+        return self._data.test[(shard, n_shards)]
+
+    def _model_vector(self, experiment_id: str, version: int) -> np.ndarray:
+        key = (experiment_id, version)
+        if key not in self._models:
+            blob = wait_for(
+                "model",
+                lambda: self.client.model(experiment_id, version),
+                self.settings.max_backoff_s,
+            )
+            self._models = {key: blob}  # keep one: versions only move forward
+        tensors, order, _ = tensorfile.decode(self._models[key])
+        return tensorfile.flatten(tensors, order)
+
+    # -- stages -------------------------------------------------------------------------------
+    def _init(self, task: Task) -> Tuple[bytes, str]:
+        from edge_agent.models import build_model
+
+        model = build_model(task.model_name, seed=task.seed)
+        state = model.state_dict()
+        tensors = {k: v.detach().to("cpu").float().numpy() for k, v in state.items()}
+        return tensorfile.encode(tensors, list(state)), "application/octet-stream"
+
+    def _train(self, task: Task) -> Tuple[bytes, str]:
+        from edge_agent.models import build_model
+        from edge_agent.training import local_train
+
+        t = task.train
+        if t is None:
+            raise ValueError("train task without `train` payload")
+        data = self._local_data(t.dataset, t.client_index, t.n_clients, t.seed)
+        w_global = self._model_vector(task.experiment_id, t.model_version)
+        freq = self.dvfs.set_frequency(t.freq_hz)
+        model = build_model(t.model_name, seed=t.seed)
+        result = local_train(
+            model,
+            data.x,
+            data.y,
+            epochs=t.local_epochs,
+            batch_size=t.batch_size,
+            lr=t.learning_rate,
+            momentum=t.momentum,
+            fedprox_mu=t.fedprox_mu,
+            global_vector=w_global,
+            seed=t.seed * 100003 + task.round,
+        )
+        cycles = self.profile.cycles_per_sample * result.samples_processed
+        energy = self.profile.kappa * cycles * t.freq_hz**2 + t.power_w * t.comm_latency_s
+        self._round = _RoundMemory((task.experiment_id, task.round, task.attempt), result.delta)
+        advert: Optional[str] = None
+        if t.secure_aggregation:
+            self._round.secagg = self._secagg_client(task)
+            advert = base64.b64encode(self._round.secagg.advertise()).decode()
+        self.stats["rounds_trained"] += 1
+        report = TrainReport(
+            loss=result.loss_before,
+            loss_after=result.loss_after,
+            samples=result.samples,
+            train_s=result.seconds,
+            energy_j=energy,
+            freq_applied_hz=freq,
+            secagg_advertise=advert,
+        )
+        return report.model_dump_json().encode(), "application/json"
+
+    def _memory(self, task: Task) -> _RoundMemory:
+        mem = self._round
+        if mem is None or mem.key != (task.experiment_id, task.round, task.attempt):
+            raise ValueError(f"no training result for round {task.round} (attempt {task.attempt})")
+        return mem
+
+    def _upload(self, task: Task) -> Tuple[bytes, str]:
+        mem = self._memory(task)
+        weighted = (float(task.weight or 0.0) * mem.delta).astype("<f4")
+        return weighted.tobytes(), "application/octet-stream"
+
+    def _secagg_client(self, task: Task) -> Any:
+        from edge_agent.secagg_session import SecAggSession
+
+        return SecAggSession(self.client.agent_id, task)
+
+    def _secagg_stage(self, task: Task) -> Tuple[bytes, str]:
+        mem = self._memory(task)
+        if mem.secagg is None:
+            raise ValueError(f"stage {task.stage} without a secure-aggregation session")
+        payload = base64.b64decode(task.secagg or "")
+        out = mem.secagg.handle(task.stage, payload, mem.delta, float(task.weight or 0.0))
+        return out, "application/octet-stream"
+
+    def _evaluate(self, task: Task) -> Tuple[bytes, str]:
+        from edge_agent.models import build_model, vector_to_parameters
+        from edge_agent.training import evaluate
+
+        e = task.evaluate
+        if e is None:
+            raise ValueError("evaluate task without `evaluate` payload")
+        model = build_model(task.model_name, seed=task.seed)
+        vector_to_parameters(self._model_vector(task.experiment_id, e.model_version), model)
+        local = self._local_data(e.dataset, e.client_index, e.n_clients, task.seed)
+        shard = self._test_shard(local.name, e.shard_index, e.n_shards)
+        acc, test_loss = evaluate(model, shard.x, shard.y)
+        _, train_loss = evaluate(model, local.x, local.y)
+        report = EvalReport(
+            correct=round(acc * len(shard)),
+            total=len(shard),
+            test_loss=test_loss,
+            train_loss=train_loss,
+        )
+        return report.model_dump_json().encode(), "application/json"

@@ -1,0 +1,134 @@
+"""Round messages between the controller and the edge agents (HTTP/JSON under ``/api/v1``).
+
+An agent polls ``GET /agents/{id}/task`` and gets a :class:`Task` naming the stage it should do;
+it answers with ``POST /experiments/{eid}/rounds/{round}/{stage}``. Stages of a round, in order:
+
+0. ``init`` (first round only): upload the seeded initial model (safetensors bytes); every
+   agent builds the same one from the experiment seed, and the controller keeps the first.
+1. ``train``: download the global model, apply DVFS, compute the loss of the global model on the
+   local data, train, report a :class:`TrainReport` (with the first secure-aggregation message).
+2. ``share_keys``, ``masked_input``, ``unmask``: the secure-aggregation stages (or ``upload``, the
+   plain weighted update, when secure aggregation is off). Bodies are opaque bytes.
+3. ``evaluate``: evaluate the new global model on the agent's test shard; an :class:`EvalReport`.
+
+Kept Python 3.8 compatible: edge boards import this module.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "STAGES",
+    "EnrolRequest",
+    "EnrolResponse",
+    "EvalReport",
+    "EvalTask",
+    "Heartbeat",
+    "Stage",
+    "Task",
+    "TrainReport",
+    "TrainTask",
+]
+
+Stage = Literal[
+    "idle", "init", "train", "share_keys", "masked_input", "unmask", "upload", "evaluate"
+]
+STAGES = ("init", "train", "share_keys", "masked_input", "unmask", "upload", "evaluate")
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnrolRequest(_Msg):
+    agent_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    profile: str = Field(min_length=1, max_length=64)
+    public_key: str = Field(min_length=40, max_length=64, description="Ed25519, base64 raw.")
+    enrol_token: str = Field(min_length=1)
+
+
+class EnrolResponse(_Msg):
+    agent_id: str
+    enrolled: bool
+    message: str = ""
+
+
+class Heartbeat(_Msg):
+    status: Dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainTask(_Msg):
+    """What one agent does in the ``train`` stage."""
+
+    ue_id: str
+    client_index: int = Field(ge=0, description="This agent's index in the data partition.")
+    n_clients: int = Field(ge=1)
+    model_version: int
+    model_name: str
+    dataset: Dict[str, Any] = Field(description="protocol.spec.DatasetSpec as JSON.")
+    seed: int
+    local_epochs: int
+    batch_size: int
+    learning_rate: float
+    momentum: float
+    fedprox_mu: float = 0.0
+    freq_hz: float = Field(gt=0, description="CPU frequency the agent sets by DVFS, Hz.")
+    power_w: float = Field(ge=0, description="Uplink transmit power, W.")
+    bandwidth_hz: float = Field(ge=0, description="Uplink bandwidth, Hz.")
+    comm_latency_s: float = Field(ge=0, description="Predicted upload time, s.")
+    secure_aggregation: bool
+    secagg: Dict[str, Any] = Field(default_factory=dict, description="Round parameters.")
+
+
+class TrainReport(_Msg):
+    loss: float = Field(description="Loss of the global model on the local data.")
+    loss_after: float
+    samples: int = Field(ge=1)
+    train_s: float = Field(ge=0)
+    energy_j: float = Field(ge=0, description="Computation + communication energy, J.")
+    freq_applied_hz: float = Field(ge=0)
+    secagg_advertise: Optional[str] = Field(
+        default=None, description="First secure-aggregation message, base64."
+    )
+
+
+class EvalTask(_Msg):
+    """Score a model on test shard ``shard_index`` of ``n_shards`` and on the local data."""
+
+    model_version: int
+    shard_index: int = Field(ge=0)
+    n_shards: int = Field(ge=1)
+    client_index: int = Field(ge=0, description="This agent's index in the data partition.")
+    n_clients: int = Field(ge=1)
+    dataset: Dict[str, Any] = Field(description="protocol.spec.DatasetSpec as JSON.")
+
+
+class EvalReport(_Msg):
+    correct: int = Field(ge=0)
+    total: int = Field(ge=0)
+    test_loss: float
+    train_loss: float = Field(description="Loss of the new global model on the local data.")
+
+
+class Task(_Msg):
+    """The stage an agent should do now; ``stage == "idle"`` means poll again later."""
+
+    experiment_id: str = ""
+    round: int = -1
+    attempt: int = 0
+    stage: Stage = "idle"
+    deadline_unix: float = 0.0
+    train: Optional[TrainTask] = None
+    evaluate: Optional[EvalTask] = None
+    secagg: Optional[str] = Field(default=None, description="Stage input, base64 bytes.")
+    weight: Optional[float] = Field(
+        default=None, description="FAL/FedAvg weight q_u of the update."
+    )
+    model_name: str = ""
+    seed: int = 0
+    poll_s: float = Field(default=0.5, gt=0, description="When to poll again, s.")
+    #: Ids of the clients in this round, for the record.
+    clients: List[str] = Field(default_factory=list)

@@ -1,0 +1,36 @@
+"""`testbed controller serve`: the controller service under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+app = typer.Typer(help="The central controller (FastAPI under uvicorn).", no_args_is_help=True)
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option(None, help="Bind address [default: settings, 127.0.0.1]."),
+    port: int = typer.Option(None, help="Port [default: settings, 8080]."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Serve the REST API; settings come from TESTBED_CONTROLLER_* variables or `.env`."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from controller.app import create_app
+    from controller.settings import ControllerSettings
+
+    try:
+        settings = ControllerSettings()
+    except ValidationError as err:
+        typer.echo(f"controller: refusing to start: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=log_level,
+    )

@@ -1,0 +1,282 @@
+"""`testbed run`: start the controller, the AP cluster and the agents; run one experiment.
+
+Every part runs as its own process, exactly as in the lab: the AP cluster (`testbed ap serve`,
+the real GNU Radio flowgraphs on the simulated source, or on USRPs), the controller
+(`testbed controller serve` under uvicorn) and one `testbed agent run` per UE. The launcher
+only talks to them over their public interfaces (REST), shows a progress bar, and writes the
+results when the experiment ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import yaml
+
+from protocol.spec import ExperimentSpec
+from testbed.results import write_metrics, write_plots, write_summary
+
+__all__ = ["LaunchError", "Processes", "free_port", "run_experiment"]
+
+_READY_TIMEOUT_S = 120.0
+_POLL_S = 1.0
+
+
+class LaunchError(RuntimeError):
+    """A part of the testbed did not start or the experiment failed; the message says which."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Processes:
+    """The child processes of one run, stopped in reverse order of start."""
+
+    logs: Path
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _files: list[IO[bytes]] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = (self.logs / f"{name}.log").open("ab")
+        self._files.append(log)
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+            start_new_session=True,
+        )
+        self.children[name] = proc
+        return proc
+
+    def kill(self, name: str) -> None:
+        """Kill one child at once (SIGKILL), as a crash would."""
+        proc = self.children[name]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def stop(self, name: str, timeout_s: float = 10.0) -> None:
+        proc = self.children.get(name)
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=timeout_s)
+        except ProcessLookupError:
+            pass
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.children)):
+            self.stop(name)
+        for f in self._files:
+            f.close()
+
+    def tail(self, name: str, lines: int = 20) -> str:
+        path = self.logs / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextmanager
+def processes(logs: Path) -> Iterator[Processes]:
+    procs = Processes(logs)
+    try:
+        yield procs
+    finally:
+        procs.stop_all()
+
+
+def _testbed() -> list[str]:
+    return [sys.executable, "-m", "testbed"]
+
+
+def wait_ready(url: str, procs: Processes, name: str, timeout_s: float = _READY_TIMEOUT_S) -> None:
+    """Wait until ``url/readyz`` answers 200, or fail naming the process and its last log lines."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if procs.children[name].poll() is not None:
+            raise LaunchError(f"{name} exited during start-up:\n{procs.tail(name)}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise LaunchError(f"{name} not ready after {timeout_s:g} s:\n{procs.tail(name)}")
+
+
+def start_ap_cluster(spec: ExperimentSpec, workdir: Path, procs: Processes) -> list[str]:
+    """Write the cluster file and start `testbed ap serve`; return the CSI endpoints."""
+    from ap_cluster import cluster_config_from_spec
+
+    config = cluster_config_from_spec(spec, pub_base_port=free_port())
+    path = workdir / "cluster.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    procs.start("ap_cluster", [*_testbed(), "ap", "serve", "--cluster", str(path)], {})
+    return list(config.endpoints())
+
+
+def controller_env(
+    workdir: Path, port: int, csi: list[str], token: str, enrol: str
+) -> dict[str, str]:
+    return {
+        "TESTBED_CONTROLLER_HOST": "127.0.0.1",
+        "TESTBED_CONTROLLER_PORT": str(port),
+        "TESTBED_CONTROLLER_TOKEN": token,
+        "TESTBED_CONTROLLER_ENROL_TOKEN": enrol,
+        "TESTBED_CONTROLLER_DATABASE_URL": f"sqlite:///{workdir / 'controller.db'}",
+        "TESTBED_CONTROLLER_DATA_DIR": str(workdir / "controller"),
+        "TESTBED_CONTROLLER_CSI_ENDPOINTS": json.dumps(csi),
+    }
+
+
+def start_controller(procs: Processes, env: dict[str, str]) -> None:
+    procs.start(
+        "controller",
+        [*_testbed(), "controller", "serve", "--log-level", "warning"],
+        env,
+    )
+
+
+def start_agent(procs: Processes, ue_id: str, url: str, enrol: str, workdir: Path) -> None:
+    procs.start(
+        f"agent-{ue_id}",
+        [*_testbed(), "agent", "run", "--id", ue_id, "--profile", "sim", "--controller", url],
+        {
+            "TESTBED_AGENT_ENROL_TOKEN": enrol,
+            "TESTBED_AGENT_STATE_DIR": str(workdir / "agents"),
+            "TESTBED_AGENT_HEARTBEAT_S": "1.0",
+        },
+    )
+
+
+class ControllerAPI:
+    """The few operator calls the launcher makes."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self._http = httpx.Client(
+            base_url=f"{url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30.0
+        )
+
+    def create(self, spec: ExperimentSpec) -> str:
+        resp = self._http.post("/experiments", json=spec.model_dump(mode="json", by_alias=True))
+        resp.raise_for_status()
+        experiment_id: str = resp.json()["id"]
+        return experiment_id
+
+    def start(self, experiment_id: str) -> None:
+        self._http.post(f"/experiments/{experiment_id}/start").raise_for_status()
+
+    def experiment(self, experiment_id: str) -> dict[str, Any]:
+        resp = self._http.get(f"/experiments/{experiment_id}")
+        resp.raise_for_status()
+        result: dict[str, Any] = resp.json()
+        return result
+
+    def rounds(self, experiment_id: str) -> list[dict[str, Any]]:
+        resp = self._http.get(f"/experiments/{experiment_id}/rounds")
+        resp.raise_for_status()
+        result: list[dict[str, Any]] = resp.json()
+        return result
+
+
+def follow(api: ControllerAPI, experiment_id: str, total: int, procs: Processes) -> dict[str, Any]:
+    """Poll the experiment with a progress bar until it completes or fails."""
+    from tqdm import tqdm
+
+    done = 0
+    with tqdm(total=total, desc="rounds", unit="round", dynamic_ncols=True) as bar:
+        while True:
+            try:
+                exp = api.experiment(experiment_id)
+            except httpx.TransportError:
+                time.sleep(_POLL_S)  # the controller may be restarting
+                continue
+            if exp["rounds_completed"] > done:
+                rounds = api.rounds(experiment_id)
+                last = rounds[-1]
+                acc = last.get("accuracy")
+                bar.set_postfix(
+                    acc=f"{acc:.4f}" if acc is not None else "-", T=f"{last['latency_s']:.2f}s"
+                )
+                bar.update(exp["rounds_completed"] - done)
+                done = exp["rounds_completed"]
+            if exp["status"] in ("completed", "failed", "stopped"):
+                return exp
+            if procs.children["controller"].poll() is not None:
+                raise LaunchError(f"controller died:\n{procs.tail('controller')}")
+            time.sleep(_POLL_S)
+
+
+def run_experiment(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
+    """Run ``spec`` end to end with local processes; write results to ``out``; the summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "spec.json").write_text(spec.model_dump_json(indent=2, by_alias=True))
+    token, enrol = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    started = time.time()
+    with processes(out / "logs") as procs:
+        csi = start_ap_cluster(spec, out, procs)
+        start_controller(procs, controller_env(out, port, csi, token, enrol))
+        wait_ready(url, procs, "controller")
+        for ue in spec.topology.ues:
+            start_agent(procs, ue.id, url, enrol, out)
+        api = ControllerAPI(url, token)
+        experiment_id = api.create(spec)
+        api.start(experiment_id)
+        final = follow(api, experiment_id, spec.fl.rounds, procs)
+        rounds = api.rounds(experiment_id)
+    wall = time.time() - started
+    write_metrics(rounds, out / "metrics.csv")
+    plots = write_plots(rounds, [ue.id for ue in spec.topology.ues], out)
+    accuracies = [r["accuracy"] for r in rounds if r.get("accuracy") is not None]
+    summary = {
+        "experiment_id": experiment_id,
+        "status": final["status"],
+        "error": final.get("error"),
+        "algorithm": spec.algorithm.name,
+        "rounds_completed": len(rounds),
+        "final_accuracy": accuracies[-1] if accuracies else None,
+        "best_accuracy": max(accuracies) if accuracies else None,
+        "wall_time_s": round(wall, 1),
+        "mean_round_wall_s": float(sum(r["wall_s"] for r in rounds) / len(rounds))
+        if rounds
+        else None,
+        "mean_overhead_s": float(sum(r["overhead_s"] for r in rounds) / len(rounds))
+        if rounds
+        else None,
+        "total_energy_j": float(sum(r["energy_j"] for r in rounds)),
+        "secure_aggregation": spec.secure_aggregation.enabled,
+        "plots": [p.name for p in plots],
+    }
+    write_summary(summary, out / "summary.json")
+    if final["status"] != "completed":
+        raise LaunchError(
+            f"experiment {experiment_id} ended {final['status']}: {final.get('error')}"
+        )
+    return summary
