@@ -126,6 +126,7 @@ def _make_csi(settings: ControllerSettings) -> Any:
 
 
 def _aggregation_factory(spec: ExperimentSpec) -> Any:
-    from controller.engine.aggregation import plain_aggregation, secure_aggregation
+    from controller.engine.aggregation import plain_aggregation
+    from controller.engine.secure import secure_aggregation
 
     return secure_aggregation if spec.secure_aggregation.enabled else plain_aggregation

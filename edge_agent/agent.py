@@ -58,7 +58,7 @@ class Agent:
 
         self.settings = settings
         configure_torch(settings.torch_threads)
-        key = load_or_create_identity(settings.state_dir / f"{settings.agent_id}.key")
+        key = self._key = load_or_create_identity(settings.state_dir / f"{settings.agent_id}.key")
         self.client = ControllerClient(
             settings.controller_url, settings.agent_id, key, settings.request_timeout_s
         )
@@ -66,6 +66,7 @@ class Agent:
             settings.profile, BUILTIN_PROFILES["rpi4"]
         )
         self.dvfs = detect_backend(settings.profile, settings.dvfs_sysfs_root)
+        self._roster_path = settings.state_dir / f"{settings.agent_id}.roster.json"
         self._stop = threading.Event()
         self._round: Optional[_RoundMemory] = None
         self._data = _DataCache()
@@ -206,6 +207,7 @@ class Agent:
 
     def _train(self, task: Task) -> Tuple[bytes, str]:
         from edge_agent.models import build_model
+        from edge_agent.secagg_session import SecAggSession
         from edge_agent.training import local_train
 
         t = task.train
@@ -232,7 +234,9 @@ class Agent:
         self._round = _RoundMemory((task.experiment_id, task.round, task.attempt), result.delta)
         advert: Optional[str] = None
         if t.secure_aggregation:
-            self._round.secagg = self._secagg_client(task)
+            if not task.secagg:
+                raise ValueError("secure aggregation is on but the task has no set-up")
+            self._round.secagg = SecAggSession(t.ue_id, self._key, task.secagg, self._roster_path)
             advert = base64.b64encode(self._round.secagg.advertise()).decode()
         self.stats["rounds_trained"] += 1
         report = TrainReport(
@@ -256,11 +260,6 @@ class Agent:
         mem = self._memory(task)
         weighted = (float(task.weight or 0.0) * mem.delta).astype("<f4")
         return weighted.tobytes(), "application/octet-stream"
-
-    def _secagg_client(self, task: Task) -> Any:
-        from edge_agent.secagg_session import SecAggSession
-
-        return SecAggSession(self.client.agent_id, task)
 
     def _secagg_stage(self, task: Task) -> Tuple[bytes, str]:
         mem = self._memory(task)

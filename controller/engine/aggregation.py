@@ -16,13 +16,7 @@ import numpy.typing as npt
 
 from protocol.spec import ExperimentSpec
 
-__all__ = [
-    "AggregationError",
-    "PlainAggregation",
-    "RoundAggregation",
-    "plain_aggregation",
-    "secure_aggregation",
-]
+__all__ = ["AggregationError", "PlainAggregation", "RoundAggregation", "plain_aggregation"]
 
 log = logging.getLogger(__name__)
 NDArrayF64 = npt.NDArray[np.float64]
@@ -34,6 +28,10 @@ class AggregationError(RuntimeError):
 
 class RoundAggregation(Protocol):
     stages: tuple[str, ...]
+
+    def setup_inputs(self) -> dict[str, bytes | None]: ...
+
+    def receive_setup(self, adverts: dict[str, bytes]) -> list[str]: ...
 
     def inputs(self, stage: str) -> dict[str, bytes | None]: ...
 
@@ -55,6 +53,12 @@ class PlainAggregation:
         self._dim = dim
         self._sum = np.zeros(dim, dtype=np.float64)
         self._contributors: list[str] = []
+
+    def setup_inputs(self) -> dict[str, bytes | None]:
+        return dict.fromkeys(self._clients)
+
+    def receive_setup(self, adverts: dict[str, bytes]) -> list[str]:
+        return []
 
     def inputs(self, stage: str) -> dict[str, bytes | None]:
         return dict.fromkeys(self._clients)
@@ -85,7 +89,12 @@ class PlainAggregation:
 
 
 def plain_aggregation(
-    spec: ExperimentSpec, clients: list[str], dim: int, round_id: str, adverts: dict[str, bytes]
+    spec: ExperimentSpec,
+    experiment_id: str,
+    round_id: int,
+    clients: list[str],
+    dim: int,
+    identities: dict[str, bytes],
 ) -> RoundAggregation:
     """The aggregation of a round without secure aggregation."""
     return PlainAggregation(clients, dim)

@@ -8,6 +8,7 @@ plays that UE; other agents fill the remaining UEs with the same profile (an age
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,11 @@ class AgentDirectory:
     def get(self, agent_id: str) -> AgentInfo | None:
         with self._lock:
             return self._agents.get(agent_id)
+
+    def public_key_raw(self, agent_id: str) -> bytes:
+        """The raw 32-byte Ed25519 identity key ``agent_id`` enrolled with."""
+        with self._lock:
+            return base64.b64decode(self._agents[agent_id].public_key)
 
     def all(self) -> list[AgentInfo]:
         with self._lock:

@@ -46,8 +46,9 @@ class RoundFailedError(RuntimeError):
 
 
 CSISource = Callable[[list[str]], "tuple[np.ndarray | None, dict[str, Any]]"]
+#: (spec, experiment id, round attempt id, clients, dim, identity keys) -> aggregation
 AggregationFactory = Callable[
-    [ExperimentSpec, list[str], int, str, dict[str, bytes]], RoundAggregation
+    [ExperimentSpec, str, int, list[str], int, dict[str, bytes]], RoundAggregation
 ]
 
 
@@ -240,9 +241,25 @@ class RoundEngine:
         gains, csi_info = self._csi(selected)
         state.details["csi"] = csi_info
         state.allocation = self._allocate(selected, gains, update_bits=32.0 * dim)
+        identities = {u: self._agents.public_key_raw(alive[u]) for u in selected}
+        try:
+            agg = self._aggregation(
+                spec, self.experiment_id, state.attempt, selected, dim, identities
+            )
+        except AggregationError as err:
+            raise RoundFailedError(str(err)) from None
 
-        state.reports = reports = self._train(state, alive, version)
-        survivors = [u for u in selected if u in reports]
+        state.reports = reports = self._train(state, alive, version, agg.setup_inputs())
+        adverts = {
+            u: base64.b64decode(r.secagg_advertise)
+            for u, r in reports.items()
+            if r.secagg_advertise
+        }
+        try:
+            bad = set(agg.receive_setup(adverts))
+        except AggregationError as err:
+            raise RoundFailedError(f"advertise keys: {err}") from None
+        survivors = [u for u in selected if u in reports and u not in bad]
         if len(survivors) < need:
             raise RoundFailedError(
                 f"{len(survivors)} of {len(selected)} clients reported, {need} needed"
@@ -252,7 +269,7 @@ class RoundEngine:
         weights = np.asarray(self._strategy.aggregation_weights(losses, sizes), dtype=float)
         state.weight_of = dict(zip(survivors, weights.tolist(), strict=True))
 
-        delta_sum = self._aggregate(state, survivors, alive, dim)
+        delta_sum = self._aggregate(state, agg, alive)
         total_weight = sum(state.weight_of[u] for u in state.contributors)
         if total_weight <= 0:
             raise RoundFailedError("the contributors' aggregation weights sum to zero")
@@ -271,7 +288,11 @@ class RoundEngine:
         return result
 
     def _train(
-        self, state: _RoundState, alive: dict[str, str], version: int
+        self,
+        state: _RoundState,
+        alive: dict[str, str],
+        version: int,
+        setup: dict[str, bytes | None],
     ) -> dict[str, TrainReport]:
         spec, selected, allocation = self.spec, state.selected, state.allocation
         tasks: dict[str, Task] = {}
@@ -296,6 +317,8 @@ class RoundEngine:
                 comm_latency_s=float(allocation.get("comm_latency_s", allocation["latency_s"])[i]),
                 secure_aggregation=spec.secure_aggregation.enabled,
             )
+            blob = setup.get(ue)
+            task.secagg = base64.b64encode(blob).decode() if blob is not None else None
             tasks[alive[ue]] = task
         got = self._stage(state, "train", tasks, spec.fl.round_deadline_s)
         agent_to_ue = {a: u for u, a in alive.items()}
@@ -315,18 +338,17 @@ class RoundEngine:
         return reports
 
     def _aggregate(
-        self, state: _RoundState, survivors: list[str], alive: dict[str, str], dim: int
+        self, state: _RoundState, agg: RoundAggregation, alive: dict[str, str]
     ) -> np.ndarray:
         """Run the upload stages; the sum of the weighted updates (float64, ``[dim]``)."""
-        reports, weight_of = state.reports, state.weight_of
-        adverts = {u: base64.b64decode(reports[u].secagg_advertise or "") for u in survivors}
-        round_id = f"{self.experiment_id}:{state.index}:{state.attempt}"
-        agg = self._aggregation(self.spec, survivors, dim, round_id, adverts)
+        survivors, weight_of = list(state.weight_of), state.weight_of
         agent_to_ue = {alive[u]: u for u in survivors}
         for stage in agg.stages:
             inputs = agg.inputs(stage)
             tasks = {}
             for ue, blob in inputs.items():
+                if ue not in weight_of:  # did not report its loss: a dropout already
+                    continue
                 task = self._base_task(state, stage, survivors)
                 task.weight = weight_of[ue]
                 task.secagg = base64.b64encode(blob).decode() if blob is not None else None
