@@ -80,6 +80,8 @@ class ControllerService:
             row.status, row.error = "running", None
         from controller.allocation import make_strategy
 
+        if self.csi is not None:
+            self.csi.attach(spec)
         strategy = make_strategy(spec.algorithm, spec.weights, seed=spec.seed)
         engine = RoundEngine(
             experiment_id=experiment_id,

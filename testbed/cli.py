@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from testbed.commands import agent, ap, bench, controller, doctor, run, spec
+from testbed.commands import agent, alloc, ap, bench, controller, deploy, doctor, run, spec, train
 
 app = typer.Typer(
     name="testbed",
@@ -26,9 +26,12 @@ app.command("run")(run.run)
 # -- command groups (one module each) -------------------------------------------------------
 app.add_typer(spec.app, name="spec")
 app.add_typer(bench.app, name="bench")
+app.add_typer(alloc.app, name="alloc")
+app.add_typer(train.app, name="train")
 app.add_typer(controller.app, name="controller")
 app.add_typer(agent.app, name="agent")
 app.add_typer(ap.app, name="ap")
+app.add_typer(deploy.app, name="deploy")
 
 
 def main() -> None:

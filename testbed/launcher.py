@@ -9,6 +9,7 @@ results when the experiment ends.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -88,9 +89,20 @@ class Processes:
         except ProcessLookupError:
             pass
 
-    def stop_all(self) -> None:
-        for name in reversed(list(self.children)):
-            self.stop(name)
+    def stop_all(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM every child at once; SIGKILL those still running after ``timeout_s``."""
+        live = [p for p in self.children.values() if p.poll() is None]
+        for proc in live:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.time() + timeout_s
+        for proc in live:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=timeout_s)
         for f in self._files:
             f.close()
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from controller.engine.aggregation import AggregationError, NDArrayF64
 from controller.secagg.server import SecAggServer
-from protocol.secagg.errors import MessageRejected, RoundFailed
+from protocol.secagg.errors import MessageRejectedError, RoundFailedError
 from protocol.secagg.messages import RoundSetup
 from protocol.secagg.stages import Stage
 from protocol.spec import ExperimentSpec
@@ -53,7 +53,7 @@ class SecureAggregation:
                 clip=sa.clip,
                 fraction_bits=sa.fraction_bits,
             )
-        except (ValueError, RoundFailed) as err:
+        except (ValueError, RoundFailedError) as err:
             raise AggregationError(f"secure-aggregation set-up refused: {err}") from None
         self._server = SecAggServer(setup, identities)
         roster = {u: base64.b64encode(identities[u]).decode() for u in setup.participants}
@@ -80,7 +80,7 @@ class SecureAggregation:
         for client, body in submissions.items():
             try:
                 sender = self._server.receive(stage, body)
-            except MessageRejected as err:
+            except MessageRejectedError as err:
                 log.warning("%s from %s rejected: %s", stage.value, client, err)
                 rejected.append(client)
                 continue
@@ -89,7 +89,7 @@ class SecureAggregation:
                 rejected.append(client)
         try:
             self._server.advance()
-        except RoundFailed as err:
+        except RoundFailedError as err:
             raise AggregationError(str(err)) from None
         return rejected
 

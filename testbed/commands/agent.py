@@ -52,6 +52,7 @@ def run(
     logging.basicConfig(
         level=log_level.upper(), format=f"%(asctime)s agent[{settings.agent_id}] %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     agent = Agent(settings)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     try:

@@ -7,4 +7,8 @@ from __future__ import annotations
 
 import typer
 
+from testbed.commands import bench_csi, bench_secagg
+
 app = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
+app.command("secagg")(bench_secagg.secagg)
+app.command("csi")(bench_csi.csi)

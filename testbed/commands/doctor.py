@@ -58,7 +58,10 @@ def usrp_status() -> dict[str, Any]:
     """Whether a USRP is attached, from ``uhd_find_devices`` (run in a subprocess)."""
     code, out = _run(["uhd_find_devices"])
     if code == 127:
-        return {"attached": False, "detail": "uhd_find_devices not installed (apt install uhd-host)"}
+        return {
+            "attached": False,
+            "detail": "uhd_find_devices not installed (apt install uhd-host)",
+        }
     devices = [line.split(":", 1)[1].strip() for line in out.splitlines() if "serial:" in line]
     if devices:
         return {"attached": True, "serials": devices, "detail": f"{len(devices)} device(s)"}

@@ -62,4 +62,5 @@ def test_doctor_json_reports_the_stack() -> None:
         assert versions[name], name
     assert report["usrp"]["attached"] in (True, False)
     assert isinstance(report["usrp"]["detail"], str)
-    assert "cpufreq_policies" in report["dvfs"]
+    assert "policies" in report["dvfs"]["cpufreq"]
+    assert report["dvfs"]["suggested_backend"] in ("cpufreq", "jetson", "simulated")

@@ -1,0 +1,219 @@
+"""Cluster process manager: one runner process per AP, restarts with backoff, health.
+
+``testbed ap serve --cluster cluster.yaml`` runs :meth:`ClusterManager.serve`. Each AP runs
+``python -m ap_cluster.runner`` in its own process (GNU Radio flowgraphs do not share a
+process well, and a crash stays contained). A process that exits, or stays silent longer than
+``restart.heartbeat_timeout_s``, is restarted after a delay that doubles from
+``backoff_initial_s`` up to ``backoff_max_s`` and resets after ``stable_after_s`` of uptime.
+
+Health (:meth:`ClusterManager.health`)::
+
+    {"t": 1712.3, "aps": {"ap0": {"state": "running", "pid": 123, "restarts": 0,
+      "uptime_s": 12.0, "last_exit_code": null, "frames": 60000, "published": 600,
+      "heartbeat_age_s": 0.4, "endpoint": "tcp://127.0.0.1:5600"}}}
+
+``state`` is one of ``starting`` (no heartbeat yet), ``running``, ``backoff`` (waiting to
+restart), ``failed`` (gave up after ``max_restarts``) or ``stopped``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ap_cluster.config import ClusterConfig
+
+__all__ = ["ClusterManager"]
+
+
+@dataclass
+class _Child:
+    ap_id: str
+    endpoint: str
+    proc: subprocess.Popen[str] | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    backoff_s: float = 0.0
+    next_start_at: float = 0.0
+    last_exit_code: int | None = None
+    heartbeat: dict[str, Any] = field(default_factory=dict)
+    heartbeat_at: float | None = None
+    failed: bool = False
+
+
+class ClusterManager:
+    """Supervises the AP processes of ``cluster`` (written at ``cluster_path``).
+
+    Args:
+        only: run only these AP ids (a multi-host cluster runs one manager per host).
+        python: interpreter for the runners.
+        log: where runner output that is not a heartbeat and manager events go.
+    """
+
+    def __init__(
+        self,
+        cluster: ClusterConfig,
+        cluster_path: str | Path,
+        *,
+        only: list[str] | None = None,
+        python: str = sys.executable,
+        log: IO[str] | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        ids = [a.id for a in cluster.aps]
+        for a in only or []:
+            if a not in ids:
+                raise ValueError(f"`only`: unknown AP `{a}`; known: {ids}")
+        self.cluster = cluster
+        self._path = str(cluster_path)
+        self._python = python
+        self._log = log or sys.stderr
+        self._extra = extra_args or []
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._children = [
+            _Child(a.id, a.connect) for a in cluster.aps if only is None or a.id in only
+        ]
+
+    # -- processes -----------------------------------------------------------------------------
+    def _say(self, text: str) -> None:
+        self._log.write(f"[ap serve] {text}\n")
+        self._log.flush()
+
+    def _spawn(self, c: _Child) -> None:
+        cmd = [self._python, "-m", "ap_cluster.runner", "--cluster", self._path, "--ap", c.ap_id]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        c.proc = subprocess.Popen(
+            cmd + self._extra, stdout=subprocess.PIPE, text=True, env=env, start_new_session=True
+        )
+        c.started_at, c.heartbeat, c.heartbeat_at = time.monotonic(), {}, None
+        proc = c.proc
+        threading.Thread(target=self._read, args=(c, proc), daemon=True).start()
+        self._say(f"{c.ap_id}: started pid {proc.pid}")
+
+    def _read(self, c: _Child, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                obj = None
+            if isinstance(obj, dict) and obj.get("event") == "heartbeat":
+                with self._lock:
+                    if c.proc is proc:
+                        c.heartbeat, c.heartbeat_at = obj, time.monotonic()
+            else:
+                self._log.write(f"[{c.ap_id}] {line}")
+
+    def start(self) -> None:
+        for c in self._children:
+            self._spawn(c)
+
+    def poll(self) -> None:
+        """One supervision step: reap exits, kill silent processes, restart when due."""
+        now = time.monotonic()
+        pol = self.cluster.restart
+        for c in self._children:
+            if c.failed:
+                continue
+            if c.proc is None:
+                if now >= c.next_start_at:
+                    self._spawn(c)
+                continue
+            code = c.proc.poll()
+            last = c.heartbeat_at or c.started_at
+            if code is None and now - last > pol.heartbeat_timeout_s:
+                self._say(f"{c.ap_id}: no heartbeat for {now - last:.1f} s; killing it")
+                _terminate(c.proc)
+                code = c.proc.returncode
+            if code is None:
+                continue
+            uptime = now - c.started_at
+            c.proc, c.last_exit_code = None, code
+            if uptime >= pol.stable_after_s:
+                c.backoff_s = 0.0
+            c.backoff_s = min(pol.backoff_max_s, max(pol.backoff_initial_s, 2 * c.backoff_s))
+            if pol.max_restarts is not None and c.restarts >= pol.max_restarts:
+                c.failed = True
+                self._say(f"{c.ap_id}: exited with {code}; gave up after {c.restarts} restarts")
+                continue
+            c.restarts += 1
+            c.next_start_at = now + c.backoff_s
+            self._say(f"{c.ap_id}: exited with {code}; restart in {c.backoff_s:.1f} s")
+
+    def health(self) -> dict[str, Any]:
+        """The health report (module docstring)."""
+        now = time.monotonic()
+        aps: dict[str, Any] = {}
+        with self._lock:
+            for c in self._children:
+                if c.failed:
+                    state = "failed"
+                elif self._stopped:
+                    state = "stopped"
+                elif c.proc is None:
+                    state = "backoff"
+                else:
+                    state = "running" if c.heartbeat_at is not None else "starting"
+                aps[c.ap_id] = {
+                    "state": state,
+                    "pid": c.proc.pid if c.proc is not None else None,
+                    "restarts": c.restarts,
+                    "uptime_s": round(now - c.started_at, 3) if c.proc is not None else 0.0,
+                    "last_exit_code": c.last_exit_code,
+                    "frames": c.heartbeat.get("frames"),
+                    "published": c.heartbeat.get("published"),
+                    "heartbeat_age_s": None
+                    if c.heartbeat_at is None
+                    else round(now - c.heartbeat_at, 3),
+                    "endpoint": c.endpoint,
+                }
+        return {"t": time.time(), "aps": aps}
+
+    def stop(self) -> None:
+        """Terminate every AP process (SIGTERM, then SIGKILL) and stop restarting them."""
+        self._stopped = True
+        for c in self._children:
+            if c.proc is not None:
+                _terminate(c.proc)
+                c.last_exit_code, c.proc = c.proc.returncode, None
+        self._say("stopped")
+
+    def serve(
+        self,
+        stop: threading.Event,
+        *,
+        report_every_s: float = 5.0,
+        on_health: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Supervise until ``stop`` is set; hand a health report to ``on_health`` periodically."""
+        self.start()
+        next_report = time.monotonic() + report_every_s
+        try:
+            while not stop.wait(0.2):
+                self.poll()
+                if on_health is not None and time.monotonic() >= next_report:
+                    on_health(self.health())
+                    next_report += report_every_s
+        finally:
+            self.stop()
+
+
+def _terminate(proc: subprocess.Popen[str], timeout_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout_s``; always reaps."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

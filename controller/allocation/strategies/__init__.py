@@ -1,0 +1,61 @@
+"""One module per algorithm behind :class:`AllocationStrategy`; build them with make_strategy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from controller.allocation.strategies.base import AllocationStrategy
+from controller.allocation.strategies.cpa import ConvexPowerOnly
+from controller.allocation.strategies.drl_ra import DRLResourceAllocation
+from controller.allocation.strategies.fedavg import FedAvgStrategy
+from controller.allocation.strategies.fedprox import FedProxStrategy
+from controller.allocation.strategies.jcc import JointCommComp
+from controller.allocation.strategies.proposed import Proposed
+from controller.allocation.strategies.rrs import RoundRobin
+from protocol.spec import AlgorithmSpec, WeightsSpec
+
+__all__ = [
+    "AllocationStrategy",
+    "ConvexPowerOnly",
+    "DRLResourceAllocation",
+    "FedAvgStrategy",
+    "FedProxStrategy",
+    "JointCommComp",
+    "Proposed",
+    "RoundRobin",
+    "make_strategy",
+]
+
+
+def make_strategy(
+    algorithm: AlgorithmSpec,
+    weights: WeightsSpec,
+    *,
+    seed: int,
+    policy_path: str | Path | None = None,
+) -> AllocationStrategy:
+    """The strategy an experiment names (``algorithm.name``).
+
+    Args:
+        algorithm: ``algorithm:`` of the spec: name, bandwidth/power modes, ablations, FedProx mu.
+        weights: ``weights:`` of the spec (``lambda`` is FAL's fairness weight).
+        seed: seeds the DRL policy's initial weights and exploration.
+        policy_path: a trained policy file for ``proposed`` (power ``drl``) and ``drl_ra``;
+            None starts from an untrained policy that learns online.
+    """
+    name = algorithm.name
+    if name == "proposed":
+        return Proposed(algorithm, weights, seed=seed, policy_path=policy_path)
+    if name == "drl_ra":
+        return DRLResourceAllocation(seed=seed, policy_path=policy_path)
+    if name == "rrs":
+        return RoundRobin(seed=seed)
+    if name == "cpa":
+        return ConvexPowerOnly(seed=seed)
+    if name == "fedavg":
+        return FedAvgStrategy(seed=seed)
+    if name == "fedprox":
+        return FedProxStrategy(algorithm.fedprox_mu, seed=seed)
+    if name == "jcc":
+        return JointCommComp(seed=seed)
+    raise ValueError(f"`algorithm.name`: unknown algorithm {name!r}")

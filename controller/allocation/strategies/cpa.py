@@ -1,0 +1,18 @@
+"""CPA: convex power allocation only (equal bandwidth, boards at ``f_max``, FedAvg weights)."""
+
+from __future__ import annotations
+
+from controller.allocation.instance import Allocation, AllocationInstance
+from controller.allocation.power import convex_power
+from controller.allocation.strategies.base import AllocationStrategy
+
+__all__ = ["ConvexPowerOnly"]
+
+
+class ConvexPowerOnly(AllocationStrategy):
+    """Each user's power is the energy-optimal one for its share of the round, nothing else."""
+
+    name = "cpa"
+
+    def allocate(self, instance: AllocationInstance) -> Allocation:
+        return convex_power(instance, bandwidth="uniform", csm=False)

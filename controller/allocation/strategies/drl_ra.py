@@ -1,0 +1,46 @@
+"""DRL-RA: the actor-critic sets power and bandwidth (no convex part, no CSM), FedAvg weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from controller.allocation.bandwidth import softmax
+from controller.allocation.fusion import fuse
+from controller.allocation.instance import Allocation, AllocationInstance
+from controller.allocation.policy import PowerPolicy, PowerPolicyConfig
+from controller.allocation.strategies.base import AllocationStrategy
+
+__all__ = ["DRLResourceAllocation"]
+
+
+class DRLResourceAllocation(AllocationStrategy):
+    """The policy's second head gives bandwidth logits: ``B = B softmax(logits)``."""
+
+    name = "drl_ra"
+
+    def __init__(
+        self, *, seed: int = 0, policy_path: str | Path | None = None, explore: bool = True
+    ) -> None:
+        super().__init__(seed=seed)
+        if policy_path is not None:
+            self.policy = PowerPolicy.load(policy_path)
+            if not self.policy.config.bandwidth_head:
+                raise ValueError(
+                    f"`policy_path`: {policy_path} has no bandwidth head; train it with "
+                    "`testbed train power-policy --bandwidth-head` for drl_ra"
+                )
+        else:
+            self.policy = PowerPolicy(PowerPolicyConfig(seed=seed, bandwidth_head=True))
+        self.explore = explore
+
+    def allocate(self, instance: AllocationInstance) -> Allocation:
+        act = self.policy.act(instance, explore=self.explore)
+        assert act.bandwidth_logits is not None
+        b = softmax(act.bandwidth_logits, instance.bandwidth_hz)
+        return fuse(instance, act.power_w, bandwidth_hz=b, resolve=None, csm=False)
+
+    def observe(self, reward: float) -> None:
+        self.policy.observe(reward)
+
+    def save_policy(self, path: str | Path) -> Path | None:
+        return self.policy.save(path)

@@ -1,0 +1,19 @@
+"""FedAvg: random clients, equal bandwidth, full power and speed, data-size weights."""
+
+from __future__ import annotations
+
+from controller.allocation.instance import Allocation, AllocationInstance
+from controller.allocation.pipeline import allocate_for_power
+from controller.allocation.power import max_power
+from controller.allocation.strategies.base import AllocationStrategy
+
+__all__ = ["FedAvgStrategy"]
+
+
+class FedAvgStrategy(AllocationStrategy):
+    """No resource allocation at all: the plain FL baseline."""
+
+    name = "fedavg"
+
+    def allocate(self, instance: AllocationInstance) -> Allocation:
+        return allocate_for_power(instance, max_power(instance), bandwidth="uniform", csm=False)

@@ -1,0 +1,29 @@
+"""Controller-side CSI ingest: ZeroMQ subscriber, validated store, combined gains.
+
+The round engine's one-stop view is :class:`CSIGainSource` (``start``, ``gains(ue_ids)``,
+``status``, ``stop``). Underneath::
+
+    store = CSIStore(ap_ids=[...], ue_ids=[...], n_ant={"ap0": 2, ...}, max_age_s=1.0)
+    sub = CSISubscriber(cluster.endpoints(), store).start()  # ap_cluster.ClusterConfig
+    snap = store.snapshot()                     # [L, N, U] latest CSI, staleness per AP
+    g = combined_gain(snap, noise_power_w=thermal_noise_w(spec.radio.bandwidth_hz, 7.0))
+    sub.stop()
+"""
+
+from __future__ import annotations
+
+from controller.csi.gain import combined_gain, snr_per_watt, thermal_noise_w
+from controller.csi.gain_source import CSIGainSource
+from controller.csi.store import CSICounters, CSISnapshot, CSIStore
+from controller.csi.subscriber import CSISubscriber
+
+__all__ = [
+    "CSICounters",
+    "CSIGainSource",
+    "CSISnapshot",
+    "CSIStore",
+    "CSISubscriber",
+    "combined_gain",
+    "snr_per_watt",
+    "thermal_noise_w",
+]

@@ -1,0 +1,83 @@
+"""`testbed ap ...`: run the AP cluster, probe the USRPs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import typer
+
+app = typer.Typer(help="AP cluster: GNU Radio flowgraphs that publish CSI.", no_args_is_help=True)
+
+
+@app.command("serve")
+def serve(
+    cluster: Path = typer.Option(..., "--cluster", help="cluster.yaml (see ap_cluster.config)."),
+    only: list[str] = typer.Option(
+        [], "--ap", help="Run only this AP (repeatable); default: every AP in the file."
+    ),
+    health_file: Path | None = typer.Option(
+        None, "--health-file", help="Rewrite this JSON file with the health report."
+    ),
+    report_every: float = typer.Option(5.0, "--report-every", help="Health report period, s."),
+    duration: float | None = typer.Option(
+        None, "--duration", help="Stop after this many seconds (default: until SIGTERM/Ctrl-C)."
+    ),
+) -> None:
+    """Start one flowgraph process per AP; restart crashed ones; print health as JSON lines."""
+    from ap_cluster.config import ClusterConfigError, load_cluster_config
+    from ap_cluster.manager import ClusterManager
+
+    try:
+        cfg = load_cluster_config(cluster)
+        manager = ClusterManager(cfg, cluster.resolve(), only=only or None)
+    except (ClusterConfigError, ValueError) as err:
+        typer.echo(f"testbed ap serve: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    if duration is not None:
+        threading.Timer(duration, stop.set).start()
+
+    def _report(health: dict[str, Any]) -> None:
+        line = json.dumps(health)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        if health_file is not None:
+            tmp = health_file.with_suffix(health_file.suffix + ".tmp")
+            tmp.write_text(line, encoding="utf-8")
+            tmp.replace(health_file)
+
+    eps = ", ".join(f"{a}={e}" for a, e in cfg.endpoints_by_ap().items())
+    typer.echo(f"[ap serve] {cfg.backend} cluster; CSI endpoints: {eps}", err=True)
+    manager.serve(stop, report_every_s=report_every, on_health=_report)
+    _report(manager.health())
+
+
+@app.command("probe")
+def probe(
+    args: str = typer.Option("", "--args", help="UHD device args filter, e.g. serial=3215ABC."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """List the attached USRPs (wraps `uhd_find_devices`); exit 1 when there are none."""
+    from ap_cluster.probe import find_devices
+
+    res = find_devices(args)
+    if as_json:
+        typer.echo(json.dumps({"devices": res.devices, "message": res.message}))
+    else:
+        typer.echo(res.message, err=not res.ok)
+        for d in res.devices:
+            typer.echo("  " + ", ".join(f"{k}={v}" for k, v in d.items()))
+    if not res.ok:
+        raise typer.Exit(code=1)

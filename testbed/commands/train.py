@@ -1,0 +1,66 @@
+"""`testbed train ...`: offline training in simulation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Train controller policies in simulation.", no_args_is_help=True)
+
+
+@app.command("power-policy")
+def power_policy(
+    name: str = typer.Option(
+        "default", "--name", help="Saved as NAME.pt in $TESTBED_POLICY_DIR (default ./policies)."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Write the policy here instead."),
+    iterations: int = typer.Option(200, "--iterations", min=1, help="Actor-critic updates."),
+    batch: int = typer.Option(8, "--batch", min=1, help="Simulated rounds per update."),
+    users_min: int = typer.Option(4, "--users-min", min=1, help="Fewest users per round."),
+    users_max: int = typer.Option(16, "--users-max", min=1, help="Most users per round."),
+    beta: float = typer.Option(0.5, "--beta", min=0.0, help="Energy weight, 1/J."),
+    gamma: float = typer.Option(1.0, "--gamma", min=0.0, help="Latency weight, 1/s."),
+    fixed_scenario: bool = typer.Option(
+        False, "--fixed-scenario", help="Train on one seeded round instead of fresh ones."
+    ),
+    bandwidth_head: bool = typer.Option(
+        False, "--bandwidth-head", help="Also learn bandwidth (the drl_ra baseline)."
+    ),
+    seed: int = typer.Option(0, "--seed", min=0),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Train the actor-critic power policy in simulation and save it."""
+    if users_min > users_max:
+        typer.echo(f"--users-min ({users_min}) exceeds --users-max ({users_max})", err=True)
+        raise typer.Exit(code=2)
+    from controller.allocation.instance import ObjectiveWeights
+    from controller.allocation.policy import PowerPolicy, PowerPolicyConfig
+    from controller.allocation.policy_store import policy_path
+    from controller.allocation.training import TrainConfig, train_power_policy
+
+    try:
+        target = out if out is not None else policy_path(name)
+    except ValueError as err:
+        typer.echo(f"--name: {err}", err=True)
+        raise typer.Exit(code=2) from None
+    cfg = TrainConfig(
+        iterations=iterations,
+        batch=batch,
+        users=(users_min, users_max),
+        fixed_scenario=fixed_scenario,
+        weights=ObjectiveWeights(beta=beta, gamma=gamma),
+        seed=seed,
+    )
+    start = PowerPolicy(PowerPolicyConfig(seed=seed, bandwidth_head=bandwidth_head))
+    policy, report = train_power_policy(cfg, start)
+    path = policy.save(target)
+    result = {"policy": str(path), **report.to_dict()}
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(
+            f"saved {path}: reward/user {report.final_reward:.4f} "
+            f"(full power {report.full_power_reward:.4f}, random {report.random_power_reward:.4f})"
+        )
