@@ -6,14 +6,17 @@ heartbeat line per ``heartbeat_interval_s`` on stdout (read by the cluster manag
     {"event": "heartbeat", "ap_id": "ap0", "frames": 5000, "published": 50, "dropped": 0,
      "noise_var": 3.98e-13, "uptime_s": 1.0}
 
-Exit codes: 0 end of stream or SIGTERM/SIGINT; 2 the estimator failed; 3 hardware error;
-4 bad cluster file or AP id.
+It stops by itself when its parent process (the manager) goes away.
+
+Exit codes: 0 end of stream, SIGTERM/SIGINT or parent gone; 2 the estimator failed;
+3 hardware error; 4 bad cluster file or AP id.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -72,8 +75,12 @@ def run_ap(cluster_path: str, ap_id: str, *, max_frames: int | None = None) -> i
 
     threading.Thread(target=_wait, daemon=True).start()
     t_start = time.monotonic()
+    parent = os.getppid()
     while not stop.is_set() and not done.is_set():
         done.wait(cluster.heartbeat_interval_s)
+        if os.getppid() != parent:  # the manager died: never leave an orphan flowgraph
+            print(f"ap {ap_id}: parent process gone; stopping", file=sys.stderr)
+            break
         _emit(
             {
                 "event": "heartbeat",

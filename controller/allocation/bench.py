@@ -84,3 +84,63 @@ def benchmark_allocation(
         row["exact_gap_pct"] = 100.0 * (exact.objective / reference - 1.0)
         rows.append(row)
     return {"beta": beta, "gamma": gamma, "seed": seed, "results": rows}
+
+
+def gap_statistics(
+    n_instances: int = 200, *, seed: int = 0, max_users: int = 50, levels: str = "continuous"
+) -> dict[str, Any]:
+    """Softmax-path objective gap to cvxpy and to the exact solver over random instances.
+
+    Each instance draws ``U`` in ``[2, max_users]``, ``beta`` in {0, 0.05, 0.5, 2}, gains and
+    powers (``[0.05, 1] P_max``) at random; gaps are in percent (positive: softmax worse). The
+    cvxpy gap is computed with continuous frequencies (``levels="continuous"`` only).
+    """
+    from controller.allocation.reference import solve_joint_cvxpy
+    from controller.allocation.system_model import evaluate
+
+    rng = np.random.default_rng(seed)
+    gaps_cvx, gaps_exact, t_soft, t_exact, t_cvx = [], [], [], [], []
+    for _ in range(n_instances):
+        n = int(rng.integers(2, max_users + 1))
+        beta = float(rng.choice([0.0, 0.05, 0.5, 2.0]))
+        low = float(rng.uniform(-135.0, -95.0))
+        inst = random_instance(
+            rng,
+            n,
+            weights=ObjectiveWeights(beta=beta),
+            gain_db=(low, low + float(rng.uniform(0.0, 30.0))),
+            levels=levels,
+        )
+        p = inst.p_max_w * rng.uniform(0.05, 1.0, n)
+        soft, ms = _timed(partial(allocate_for_power, inst, p, bandwidth="softmax"), 1)
+        t_soft.append(ms)
+        exact, ms = _timed(partial(allocate_for_power, inst, p, bandwidth="exact"), 1)
+        t_exact.append(ms)
+        gaps_exact.append(100.0 * (soft.objective / exact.objective - 1.0))
+        if levels == "continuous":
+            ref, ms = _timed(partial(solve_joint_cvxpy, inst, p), 1)
+            t_cvx.append(ms)
+            ref_obj = evaluate(inst, ref.bandwidth_hz, p, ref.freq_hz).objective
+            gaps_cvx.append(100.0 * (soft.objective / ref_obj - 1.0))
+
+    def stats(x: list[float]) -> dict[str, float] | None:
+        if not x:
+            return None
+        a = np.asarray(x)
+        return {
+            "mean": float(a.mean()),
+            "median": float(np.median(a)),
+            "p95": float(np.quantile(a, 0.95)),
+            "max": float(a.max()),
+            "min": float(a.min()),
+        }
+
+    return {
+        "instances": n_instances,
+        "levels": levels,
+        "gap_pct_vs_cvxpy": stats(gaps_cvx),
+        "gap_pct_vs_exact": stats(gaps_exact),
+        "softmax_ms": stats(t_soft),
+        "exact_ms": stats(t_exact),
+        "cvxpy_ms": stats(t_cvx),
+    }

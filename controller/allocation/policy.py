@@ -40,7 +40,7 @@ class PowerPolicyConfig:
 
     hidden: int = 64
     """Width of the hidden layers."""
-    lr_actor: float = 3e-3
+    lr_actor: float = 1e-2
     """Adam step size of the actor."""
     lr_critic: float = 1e-2
     """Adam step size of the critic."""

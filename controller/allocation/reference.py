@@ -46,9 +46,20 @@ class JointSolution:
 
 
 def _solve(problem: cp.Problem, solver: str | None) -> None:
-    problem.solve(solver=solver or default_solver())
-    if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-        raise RuntimeError(f"cvxpy reference failed: status {problem.status}")
+    """Solve with ``solver`` (default: CLARABEL), falling back to the other conic solvers."""
+    installed = cp.installed_solvers()
+    order = [solver] if solver else [s for s in ("CLARABEL", "ECOS", "SCS") if s in installed]
+    failures = []
+    for name in order:
+        try:
+            problem.solve(solver=name)
+        except cp.error.SolverError as err:
+            failures.append(f"{name}: {err}")
+            continue
+        if problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+            return
+        failures.append(f"{name}: status {problem.status}")
+    raise RuntimeError("cvxpy reference failed: " + "; ".join(failures))
 
 
 def solve_joint_cvxpy(

@@ -1,7 +1,6 @@
 """Controller-side CSI ingest: ZeroMQ subscriber, validated store, combined gains.
 
-The round engine's one-stop view is :class:`CSIGainSource` (``start``, ``gains(ue_ids)``,
-``status``, ``stop``). Underneath::
+Typical use (``controller.csi_source`` wraps this for the round engine)::
 
     store = CSIStore(ap_ids=[...], ue_ids=[...], n_ant={"ap0": 2, ...}, max_age_s=1.0)
     sub = CSISubscriber(cluster.endpoints(), store).start()  # ap_cluster.ClusterConfig
@@ -13,13 +12,11 @@ The round engine's one-stop view is :class:`CSIGainSource` (``start``, ``gains(u
 from __future__ import annotations
 
 from controller.csi.gain import combined_gain, snr_per_watt, thermal_noise_w
-from controller.csi.gain_source import CSIGainSource
 from controller.csi.store import CSICounters, CSISnapshot, CSIStore
 from controller.csi.subscriber import CSISubscriber
 
 __all__ = [
     "CSICounters",
-    "CSIGainSource",
     "CSISnapshot",
     "CSIStore",
     "CSISubscriber",

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: Waiting for agents before the first round, s.
 _ENROL_WAIT_S = 180.0
+#: Waiting for missing agents before a later round, s.
+_ROUND_WAIT_S = 2.0
 _EVAL_DEADLINE_S = 60.0
 _INIT_DEADLINE_S = 60.0
 
@@ -150,8 +152,9 @@ class RoundEngine:
         profiles = {ue.id: ue.profile for ue in self.spec.topology.ues}
         return self._agents.assignment(self._ue_ids, profiles)
 
-    def _wait_for_agents(self, need: int) -> dict[str, str]:
-        deadline = time.time() + _ENROL_WAIT_S
+    def _wait_for_agents(self, need: int, patience_s: float) -> dict[str, str]:
+        """UE -> agent once every UE has a live agent, or ``need`` do after ``patience_s``."""
+        deadline = time.time() + patience_s
         while not self.stop_event.is_set():
             alive = self._alive_agents()
             if len(alive) >= len(self._ue_ids) or (len(alive) >= need and time.time() > deadline):
@@ -196,7 +199,7 @@ class RoundEngine:
 
     # -- first round: the initial model -----------------------------------------------------
     def _initialise_model(self) -> None:
-        alive = self._wait_for_agents(need=1)
+        alive = self._wait_for_agents(need=1, patience_s=_ENROL_WAIT_S)
         if not alive:
             return
         state = _RoundState(index=-1, attempt=int(time.time()))
@@ -229,7 +232,8 @@ class RoundEngine:
         state = _RoundState(index=index, attempt=int(time.time() * 1000) % 2**31)
         self.current = state
         need = spec.secagg_threshold if spec.secure_aggregation.enabled else 1
-        alive = self._wait_for_agents(need)
+        # Before the first round, wait for the agents to enrol; later, go with who is alive.
+        alive = self._wait_for_agents(need, _ENROL_WAIT_S if index == 0 else _ROUND_WAIT_S)
         if len(alive) < need:
             raise RoundFailedError(f"{len(alive)} agents alive, {need} needed")
         ues = sorted(alive, key=self._ue_ids.index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -28,6 +29,9 @@ def serve(
     duration: float | None = typer.Option(
         None, "--duration", help="Stop after this many seconds (default: until SIGTERM/Ctrl-C)."
     ),
+    exit_with_parent: bool = typer.Option(
+        False, "--exit-with-parent", help="Stop when the process that started this one exits."
+    ),
 ) -> None:
     """Start one flowgraph process per AP; restart crashed ones; print health as JSON lines."""
     from ap_cluster.config import ClusterConfigError, load_cluster_config
@@ -48,6 +52,15 @@ def serve(
     signal.signal(signal.SIGINT, _on_signal)
     if duration is not None:
         threading.Timer(duration, stop.set).start()
+    if exit_with_parent:
+        parent = os.getppid()
+
+        def _watch() -> None:
+            while not stop.wait(0.5):
+                if os.getppid() != parent:
+                    stop.set()
+
+        threading.Thread(target=_watch, daemon=True).start()
 
     def _report(health: dict[str, Any]) -> None:
         line = json.dumps(health)

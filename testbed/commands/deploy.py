@@ -33,12 +33,17 @@ _GROUP_VARS: dict[str, dict[str, Any]] = {
         "ansible_python_interpreter": "/usr/bin/python3.8",
     },
 }
-#: Variables every host gets: the interpreter, and the role variables that point into the vault.
+#: Variables every host gets: the interpreter, the role variables that point into the vault,
+#: and the project wheel (``-e testbed_wheel=PATH``; empty: the roles install from an index).
 _ALL_VARS: dict[str, Any] = {
     "ansible_python_interpreter": "/usr/bin/python3",
     "controller_token": "{{ vault_controller_token }}",
     "controller_enrol_token": "{{ vault_enrol_token }}",
     "edge_agent_enrol_token": "{{ vault_enrol_token }}",
+    "testbed_wheel": "",
+    "controller_wheel": "{{ testbed_wheel }}",
+    "ap_node_wheel": "{{ testbed_wheel }}",
+    "edge_agent_wheel": "{{ testbed_wheel }}",
 }
 
 

@@ -22,6 +22,11 @@ def power_policy(
     users_max: int = typer.Option(16, "--users-max", min=1, help="Most users per round."),
     beta: float = typer.Option(0.5, "--beta", min=0.0, help="Energy weight, 1/J."),
     gamma: float = typer.Option(1.0, "--gamma", min=0.0, help="Latency weight, 1/s."),
+    gain_db_min: float = typer.Option(-130.0, "--gain-db-min", help="Weakest gain G, dB."),
+    gain_db_max: float = typer.Option(-100.0, "--gain-db-max", help="Strongest gain G, dB."),
+    update_bits: float | None = typer.Option(
+        None, "--update-bits", min=1.0, help="Bits per update (default: 1-8 Mbit per round)."
+    ),
     fixed_scenario: bool = typer.Option(
         False, "--fixed-scenario", help="Train on one seeded round instead of fresh ones."
     ),
@@ -32,6 +37,9 @@ def power_policy(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Train the actor-critic power policy in simulation and save it."""
+    if gain_db_min > gain_db_max:
+        typer.echo(f"--gain-db-min ({gain_db_min}) exceeds --gain-db-max ({gain_db_max})", err=True)
+        raise typer.Exit(code=2)
     if users_min > users_max:
         typer.echo(f"--users-min ({users_min}) exceeds --users-max ({users_max})", err=True)
         raise typer.Exit(code=2)
@@ -51,6 +59,8 @@ def power_policy(
         users=(users_min, users_max),
         fixed_scenario=fixed_scenario,
         weights=ObjectiveWeights(beta=beta, gamma=gamma),
+        gain_db=(gain_db_min, gain_db_max),
+        update_bits=update_bits,
         seed=seed,
     )
     start = PowerPolicy(PowerPolicyConfig(seed=seed, bandwidth_head=bandwidth_head))

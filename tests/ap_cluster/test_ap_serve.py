@@ -95,3 +95,36 @@ def test_serve_publishes_every_ap_and_restarts_a_killed_one(tmp_path: Path) -> N
     assert {a["state"] for a in final["aps"].values()} == {"stopped"}
     assert store.counters.malformed == 0
     assert store.counters.unknown_ap == 0
+
+
+def test_runners_stop_when_the_manager_is_killed(tmp_path: Path) -> None:
+    spec = parse_spec(
+        {
+            "name": "orphan",
+            "topology": {"aps": [{"id": "ap0", "antennas": 1}], "ues": [{"id": "ue0"}]},
+            "radio": {"sample_rate_hz": 1e5, "tau_c": 100, "tau_p": 4},
+        }
+    )
+    cfg = cluster_config_from_spec(spec, pub_base_port=_free_base_port())
+    cfg = cfg.model_copy(update={"heartbeat_interval_s": 0.2})
+    path = cfg.dump_yaml(tmp_path / "cluster.yaml")
+    health = tmp_path / "health.json"
+    cmd = [sys.executable, "-m", "testbed", "ap", "serve", "--cluster", str(path)]
+    cmd += ["--health-file", str(health), "--report-every", "0.2"]
+    serve = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _until(lambda: _health(health)["aps"].get("ap0", {}).get("state") == "running", 30)
+        pid = _health(health)["aps"]["ap0"]["pid"]
+    finally:
+        serve.kill()
+        serve.wait()
+
+    def _gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        stat = Path(f"/proc/{pid}/stat").read_text().split()
+        return stat[2] == "Z"  # exited, waiting to be reaped by init
+
+    assert _until(_gone, 10), "the AP runner outlived its manager"

@@ -27,7 +27,7 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 import pytest
 import yaml
@@ -50,24 +50,28 @@ class _VaultYAML(yaml.SafeLoader):
     """Reads ``!vault`` values as their ciphertext."""
 
 
-_VaultYAML.add_constructor("!vault", lambda loader, node: loader.construct_scalar(node))
+def _vault_ciphertext(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    assert isinstance(node, yaml.ScalarNode)
+    return str(loader.construct_scalar(node))
 
 
-def _vault_secrets(kit: Any) -> Dict[str, str]:
+_VaultYAML.add_constructor("!vault", _vault_ciphertext)
+
+
+def _vault_secrets(kit: Any) -> dict[str, str]:
     """The example vault's secrets, decrypted with the demo password."""
-    from ansible.parsing.vault import VaultLib, VaultSecret
+    from ansible.parsing.vault import VaultLib, VaultSecret  # type: ignore[import-untyped]
 
     password = kit.demo_vault_password.read_bytes().strip()
     vault = VaultLib([("default", VaultSecret(password))])
-    data = yaml.load(kit.vault_file.read_text(), Loader=_VaultYAML)  # noqa: S506
+    data = yaml.load(kit.vault_file.read_text(), Loader=_VaultYAML)
     return {key: vault.decrypt(text).decode() for key, text in data.items()}
 
 
-def _host_vars(root: Path, wheel: Path, prefix: str) -> Dict[str, Any]:
+def _host_vars(root: Path, wheel: Path, prefix: str) -> dict[str, Any]:
     """What every staged host needs: its root, no system changes, the wheel, no CLI check."""
-    role = {"edge_agent": "edge_agent", "controller": "controller", "ap_node": "ap_node"}[prefix]
     return {
-        "converge_role": role,
+        "converge_role": prefix,  # each role's variables carry its name as their prefix
         f"{prefix}_root": str(root),
         f"{prefix}_manage_packages": False,
         f"{prefix}_create_user": False,
@@ -80,18 +84,22 @@ def _host_vars(root: Path, wheel: Path, prefix: str) -> Dict[str, Any]:
     }
 
 
-def _inventory(tmp: Path, wheel: Path, images: Path) -> Dict[str, Any]:
+def _inventory(tmp: Path, wheel: Path, images: Path) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The test inventory (deploy/'s groups, all hosts local) and each host's staging root."""
     roots = {name: tmp / "roots" / name for name in ("controller", "ap", "rpi4", "jetson")}
-    edge = lambda name, profile, ue: {  # noqa: E731
-        **_host_vars(roots[name], wheel, "edge_agent"),
-        "edge_agent_python": "/usr/bin/python3",
-        "edge_agent_pip_bootstrap": [],
-        "edge_agent_profile": profile,
-        "edge_agent_id": ue,
-        "edge_agent_data_dir": "/srv/testbed/data",
-        "edge_agent_controller_url": CONTROLLER_URL,
-        "edge_agent_extra_env": {"TESTBED_AGENT_HEARTBEAT_S": 3},
-    }
+
+    def edge(name: str, profile: str, ue: str) -> dict[str, Any]:
+        return {
+            **_host_vars(roots[name], wheel, "edge_agent"),
+            "edge_agent_python": "/usr/bin/python3",
+            "edge_agent_pip_bootstrap": [],
+            "edge_agent_profile": profile,
+            "edge_agent_id": ue,
+            "edge_agent_data_dir": "/srv/testbed/data",
+            "edge_agent_controller_url": CONTROLLER_URL,
+            "edge_agent_extra_env": {"TESTBED_AGENT_HEARTBEAT_S": 3},
+        }
+
     return {
         "all": {
             "vars": {
@@ -139,7 +147,7 @@ def _inventory(tmp: Path, wheel: Path, images: Path) -> Dict[str, Any]:
 _RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$", re.MULTILINE)
 
 
-def _play(kit: Any, tmp: Path, inventory: Path) -> Dict[str, Dict[str, int]]:
+def _play(kit: Any, tmp: Path, inventory: Path) -> dict[str, dict[str, int]]:
     """Run converge.yml; return the PLAY RECAP counts per host (fail with the log's tail)."""
     cmd = [
         kit.tool("ansible-playbook"),
@@ -162,20 +170,20 @@ def _play(kit: Any, tmp: Path, inventory: Path) -> Dict[str, Dict[str, int]]:
     }
 
 
-def _changed_tasks(kit: Any, tmp: Path, inventory: Path) -> Dict[str, int]:
+def _changed_tasks(kit: Any, tmp: Path, inventory: Path) -> dict[str, int]:
     return {host: counts["changed"] for host, counts in _play(kit, tmp, inventory).items()}
 
 
-def _env_file(path: Path) -> Dict[str, str]:
+def _env_file(path: Path) -> dict[str, str]:
     """``KEY=value`` lines, single quotes removed as systemd's EnvironmentFile= removes them."""
     lines = path.read_text().splitlines()
     pairs = [line.split("=", 1) for line in lines if line and not line.startswith("#")]
     return {key: value[1:-1] if value[:1] == value[-1:] == "'" else value for key, value in pairs}
 
 
-def _unit(path: Path) -> Dict[str, str]:
+def _unit(path: Path) -> dict[str, str]:
     """The ``Key=value`` lines of a unit file (last one wins), without section names."""
-    out: Dict[str, str] = {}
+    out: dict[str, str] = {}
     for line in path.read_text().splitlines():
         if "=" in line and not line.startswith(("#", "[")):
             key, value = line.split("=", 1)
@@ -185,7 +193,8 @@ def _unit(path: Path) -> Dict[str, str]:
 
 def _verify_unit(root: Path, unit: str) -> None:
     """``systemd-analyze verify --root``: no errors and no warnings about our unit."""
-    assert SYSTEMD_ANALYZE is not None
+    if SYSTEMD_ANALYZE is None or not SYSTEM_UNITS.is_dir():
+        pytest.fail("systemd-analyze and /usr/lib/systemd/system are needed to verify the units")
     target = root / "usr" / "lib" / "systemd" / "system"
     if not target.exists():
         shutil.copytree(SYSTEM_UNITS, target, symlinks=False, ignore_dangling_symlinks=True)
@@ -204,10 +213,8 @@ def _verify_unit(root: Path, unit: str) -> None:
 @pytest.fixture(scope="module")
 def converged(
     kit: Any, tmp_path_factory: pytest.TempPathFactory, project_wheel: Path
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Run the playbooks twice; return the roots, the vault secrets and each run's changes."""
-    if SYSTEMD_ANALYZE is None or not SYSTEM_UNITS.is_dir():
-        pytest.fail("systemd-analyze and /usr/lib/systemd/system are needed to verify the units")
     tmp = tmp_path_factory.mktemp("converge")
     images = tmp / "lab-images"
     images.mkdir()
@@ -221,16 +228,17 @@ def converged(
     return {"roots": roots, "secrets": _vault_secrets(kit), "first": first, "second": second}
 
 
-def test_first_run_changes_every_host(converged: Dict[str, Any]) -> None:
+def test_first_run_changes_every_host(converged: dict[str, Any]) -> None:
     assert set(converged["first"]) == {"controller-test", "ap-test", "rpi4-test", "jetson-test"}
     assert all(n > 0 for n in converged["first"].values()), converged["first"]
 
 
-def test_second_run_changes_nothing(converged: Dict[str, Any]) -> None:
+def test_second_run_changes_nothing(converged: dict[str, Any]) -> None:
     assert converged["second"] == dict.fromkeys(converged["first"], 0)
 
 
-def test_nothing_is_written_outside_the_roots() -> None:
+def test_nothing_is_written_outside_the_roots(converged: dict[str, Any]) -> None:
+    assert converged["first"], "the playbook ran"
     for path in ("/etc/testbed", "/opt/testbed", "/etc/systemd/system/testbed-agent.service"):
         assert not Path(path).exists(), f"{path} was written on this machine"
 
@@ -244,13 +252,13 @@ def test_nothing_is_written_outside_the_roots() -> None:
         ("jetson", "testbed-agent.service"),
     ],
 )
-def test_units_are_valid(converged: Dict[str, Any], host: str, unit: str) -> None:
+def test_units_are_valid(converged: dict[str, Any], host: str, unit: str) -> None:
     root = converged["roots"][host]
     assert (root / "etc" / "systemd" / "system" / unit).is_file()
     _verify_unit(root, unit)
 
 
-def test_controller_configuration_matches_the_inventory(converged: Dict[str, Any]) -> None:
+def test_controller_configuration_matches_the_inventory(converged: dict[str, Any]) -> None:
     root, secrets = converged["roots"]["controller"], converged["secrets"]
     env_path = root / "etc" / "testbed" / "controller.env"
     assert stat.S_IMODE(env_path.stat().st_mode) == 0o640
@@ -277,9 +285,11 @@ def test_controller_configuration_matches_the_inventory(converged: Dict[str, Any
     assert (root / "opt" / "testbed" / "venv" / "bin" / "testbed").is_file()
 
 
-@pytest.mark.parametrize(("host", "profile", "ue"), [("rpi4", "rpi4", "ue1"), ("jetson", "jetson-nano", "ue5")])
+@pytest.mark.parametrize(
+    ("host", "profile", "ue"), [("rpi4", "rpi4", "ue1"), ("jetson", "jetson-nano", "ue5")]
+)
 def test_agent_configuration_matches_the_inventory(
-    converged: Dict[str, Any], host: str, profile: str, ue: str
+    converged: dict[str, Any], host: str, profile: str, ue: str
 ) -> None:
     root, secrets = converged["roots"][host], converged["secrets"]
     env_path = root / "etc" / "testbed" / "agent.env"
@@ -312,6 +322,7 @@ def test_agent_configuration_matches_the_inventory(
         assert rule.rstrip().endswith("/usr/sbin/nvpmodel -m 0, /usr/sbin/nvpmodel -m 1")
         # The agent runs the first nvpmodel on its PATH: the wrapper, which goes through sudo.
         assert unit["Environment"].startswith("PATH=/opt/testbed/bin:")
+        assert unit["ReadWritePaths"] == "-/run/sudo -/var/lib/sudo"
         assert 'exec sudo -n /usr/sbin/nvpmodel "$@"' in wrapper.read_text()
         assert os.access(wrapper, os.X_OK)
     else:
@@ -321,7 +332,7 @@ def test_agent_configuration_matches_the_inventory(
     assert 'SUBSYSTEM=="cpu", RUN+="/usr/local/libexec/testbed-dvfs-permissions"' in rules
 
 
-def _fake_sysfs(prefix: Path) -> Dict[str, Path]:
+def _fake_sysfs(prefix: Path) -> dict[str, Path]:
     """``PREFIX/sys`` with one cpufreq policy and the Nano's GPU devfreq, files mode 0644."""
     policy = prefix / "sys" / "devices" / "system" / "cpu" / "cpufreq" / "policy0"
     gpu = prefix / "sys" / "devices" / "57000000.gpu" / "devfreq" / "57000000.gpu"
@@ -329,7 +340,9 @@ def _fake_sysfs(prefix: Path) -> Dict[str, Path]:
         name: policy / name
         for name in ("scaling_setspeed", "scaling_governor", "scaling_min_freq", "scaling_max_freq")
     }
-    files.update({f"gpu_{n}": gpu / n for n in ("governor", "min_freq", "max_freq", "userspace/set_freq")})
+    files.update(
+        {f"gpu_{n}": gpu / n for n in ("governor", "min_freq", "max_freq", "userspace/set_freq")}
+    )
     files["cpuinfo_max_freq"] = policy / "cpuinfo_max_freq"
     for path in files.values():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -339,7 +352,9 @@ def _fake_sysfs(prefix: Path) -> Dict[str, Path]:
 
 
 @pytest.mark.parametrize("host", ["rpi4", "jetson"])
-def test_dvfs_helper_grants_group_write(converged: Dict[str, Any], tmp_path: Path, host: str) -> None:
+def test_dvfs_helper_grants_group_write(
+    converged: dict[str, Any], tmp_path: Path, host: str
+) -> None:
     helper = converged["roots"][host] / "usr" / "local" / "libexec" / "testbed-dvfs-permissions"
     files = _fake_sysfs(tmp_path)
     subprocess.run(["/bin/sh", str(helper), str(tmp_path)], check=True, timeout=30)
@@ -350,7 +365,7 @@ def test_dvfs_helper_grants_group_write(converged: Dict[str, Any], tmp_path: Pat
     assert writable == (cpu | gpu if host == "jetson" else cpu)
 
 
-def test_ap_host_configuration_matches_the_inventory(converged: Dict[str, Any]) -> None:
+def test_ap_host_configuration_matches_the_inventory(converged: dict[str, Any]) -> None:
     from ap_cluster.config import load_cluster_config
     from protocol.spec import load_spec
 
@@ -392,3 +407,40 @@ def test_ap_host_configuration_matches_the_inventory(converged: Dict[str, Any]) 
         assert link.is_symlink()
         assert os.readlink(link) == f"/usr/lib/python3/dist-packages/{module}"
     assert not (site / "numpy").exists()
+
+
+def test_controller_settings_accept_the_environment_file(
+    converged: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service's own settings class reads the rendered file (tokens, JSON list, port)."""
+    from controller.settings import ControllerSettings
+
+    env = _env_file(converged["roots"]["controller"] / "etc" / "testbed" / "controller.env")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = ControllerSettings(_env_file=None)
+    assert settings.port == 8123
+    assert settings.token == converged["secrets"]["vault_controller_token"]
+    assert settings.csi_endpoints == [
+        f"tcp://{AP_HOST_ADDRESS}:5550",
+        f"tcp://{AP_HOST_ADDRESS}:5600",
+    ]
+    assert not settings.dev_mode
+
+
+@pytest.mark.parametrize(("host", "ue"), [("rpi4", "ue1"), ("jetson", "ue5")])
+def test_agent_settings_accept_the_environment_file(
+    converged: dict[str, Any], monkeypatch: pytest.MonkeyPatch, host: str, ue: str
+) -> None:
+    from edge_agent.settings import AgentSettings
+
+    env = _env_file(converged["roots"][host] / "etc" / "testbed" / "agent.env")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = AgentSettings(_env_file=None)
+    assert settings.agent_id == ue
+    assert settings.controller_url == CONTROLLER_URL
+    assert settings.enrol_token == converged["secrets"]["vault_enrol_token"]
+    assert settings.dvfs_sysfs_root == Path("/")
+    assert settings.state_dir == Path("/var/lib/testbed-agent")
+    assert settings.torch_threads == 4

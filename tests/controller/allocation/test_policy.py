@@ -64,7 +64,7 @@ def test_actor_critic_learns_to_beat_full_and_random_power() -> None:
         update_bits=2e7,
         seed=0,
     )
-    _, report = train_power_policy(cfg, PowerPolicy(PowerPolicyConfig(lr_actor=1e-2)))
+    _, report = train_power_policy(cfg)
     assert report.final_reward > report.full_power_reward
     assert report.final_reward > report.random_power_reward
     assert report.final_reward > report.rewards[0]

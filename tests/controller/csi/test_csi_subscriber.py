@@ -140,34 +140,3 @@ def test_controller_csi_does_not_import_the_radio_side() -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
-
-
-def test_gain_source_over_zeromq() -> None:
-    from controller.csi import CSIGainSource
-
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-    pub = ctx.socket(zmq.PUB)
-    port = pub.bind_to_random_port("tcp://127.0.0.1")
-    src = CSIGainSource([f"tcp://127.0.0.1:{port}"], stale_s=5.0)
-    src.start()
-    try:
-        assert src.gains(["ue0"])[0] is None
-        m0, m1 = _msg("ap0", 1), _msg("ap1", 1, scale=3.0)
-        for frame in range(2, 400):
-            pub.send_multipart(encode_csi_multipart(_msg("ap0", frame)))
-            pub.send_multipart(encode_csi_multipart(_msg("ap1", frame, scale=3.0)))
-            if len(src.store.snapshot().ap_ids) == 2:
-                break
-            time.sleep(0.01)
-        g, info = src.gains(["ue2", "ue0", "nobody"])
-        power = np.sum(np.abs(m0.h) ** 2, axis=1) + np.sum(np.abs(m1.h) ** 2, axis=1)
-        assert g is not None
-        np.testing.assert_allclose(g[:2], power[[2, 0]])
-        assert np.isnan(g[2])
-        assert sorted(info["fresh_aps"]) == ["ap0", "ap1"]
-        status = json.loads(json.dumps(src.status()))
-        assert status["counters"]["malformed"] == 0
-        assert status["aps"]["ap1"]["n_ant"] == 2
-    finally:
-        src.stop()
-        pub.close(linger=0)
