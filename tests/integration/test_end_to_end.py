@@ -117,7 +117,8 @@ def test_dropout_and_controller_restart(tmp_path: Path) -> None:
         assert [r["index"] for r in rounds] == list(range(ROUNDS))
         assert completed_before >= 2
         for r in rounds:
-            assert r["accuracy"] is not None and 0.0 <= r["accuracy"] <= 1.0
+            assert r["accuracy"] is not None
+            assert 0.0 <= r["accuracy"] <= 1.0
             assert len(r["details"]["contributors"]) >= 3
             assert r["allocation"]["ue_ids"]
         assert rounds[-1]["accuracy"] > 0.8
