@@ -307,7 +307,7 @@ def test_agent_configuration_matches_the_inventory(
     }
     unit = _unit(root / "etc" / "systemd" / "system" / "testbed-agent.service")
     assert unit["ExecStart"] == (
-        f"/opt/testbed/venv/bin/testbed agent run --controller {CONTROLLER_URL} --profile {profile}"
+        f"/opt/testbed/venv/bin/testbed-agent --controller {CONTROLLER_URL} --profile {profile}"
     )
     assert unit["ExecStartPre"] == "+/usr/local/libexec/testbed-dvfs-permissions"
     assert unit["User"] == USER

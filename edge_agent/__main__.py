@@ -1,0 +1,53 @@
+"""`python -m edge_agent`: the agent daemon without the full `testbed` CLI.
+
+On JetPack (Python 3.8) the `testbed` command cannot load (its other commands need 3.11), so the
+edge_agent role starts the agent this way. Options mirror `testbed agent run`; anything not
+given comes from TESTBED_AGENT_* variables or `.env`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from typing import List, Optional
+
+from pydantic import ValidationError
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="testbed-agent", description=__doc__)
+    parser.add_argument("--controller", dest="controller_url", help="Controller URL.")
+    parser.add_argument("--profile", choices=("rpi4", "jetson-nano", "sim"))
+    parser.add_argument("--id", dest="agent_id", help="Agent id [default: hostname].")
+    parser.add_argument("--state-dir", help="Where the identity key is kept.")
+    parser.add_argument("--data-dir", help="Dataset folder.")
+    parser.add_argument("--log-level", default="info")
+    args = vars(parser.parse_args(argv))
+    log_level = args.pop("log_level")
+    overrides = {k: v for k, v in args.items() if v is not None}
+
+    from edge_agent.agent import Agent
+    from edge_agent.settings import AgentSettings
+
+    try:
+        settings = AgentSettings(**overrides)
+    except ValidationError as err:
+        print(f"agent: bad settings: {err}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s agent[" + settings.agent_id + "] %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    agent = Agent(settings)
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+    try:
+        agent.run()
+    except KeyboardInterrupt:
+        agent.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
