@@ -11,7 +11,7 @@ import argparse
 import logging
 import signal
 import sys
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from pydantic import ValidationError
 
@@ -28,6 +28,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     log_level = args.pop("log_level")
     overrides = {k: v for k, v in args.items() if v is not None}
 
+    return serve(overrides, log_level)
+
+
+def serve(overrides: Dict[str, Any], log_level: str = "info") -> int:
+    """Build the settings (``overrides`` over the environment) and run the agent until stopped.
+
+    Returns the exit code: 0, or 2 for bad settings.
+    """
     from edge_agent.agent import Agent
     from edge_agent.settings import AgentSettings
 

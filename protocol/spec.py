@@ -37,6 +37,7 @@ __all__ = [
     "TopologySpec",
     "UESpec",
     "WeightsSpec",
+    "format_validation_errors",
     "load_spec",
     "parse_spec",
 ]
@@ -335,7 +336,8 @@ class SpecError(ValueError):
 _VALUE_ERROR = "Value error, "
 
 
-def _format_errors(err: ValidationError) -> List[str]:
+def format_validation_errors(err: ValidationError) -> List[str]:
+    """One ``field.path: message`` line per error; cross-field messages split per problem."""
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
@@ -356,7 +358,7 @@ def parse_spec(data: object, source: str = "<spec>") -> ExperimentSpec:
     try:
         return ExperimentSpec.model_validate(data)
     except ValidationError as err:
-        raise SpecError(source, _format_errors(err)) from None
+        raise SpecError(source, format_validation_errors(err)) from None
 
 
 def load_spec(path: Union[str, Path]) -> ExperimentSpec:

@@ -28,7 +28,7 @@ from pydantic import (
 
 from controller.allocation._types import NDArrayBool, NDArrayFloat
 from protocol.profiles import DeviceProfile
-from protocol.spec import WeightsSpec
+from protocol.spec import WeightsSpec, format_validation_errors
 
 __all__ = [
     "Allocation",
@@ -411,15 +411,6 @@ class InstanceError(ValueError):
         super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(problems))
 
 
-def _format_errors(err: ValidationError) -> list[str]:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{loc}: {msg}" if loc else msg)
-    return lines
-
-
 def parse_instance(data: object, source: str = "<instance>") -> InstanceModel:
     """Validate a parsed JSON document; raise :class:`InstanceError` naming every bad field."""
     if not isinstance(data, dict):
@@ -427,7 +418,7 @@ def parse_instance(data: object, source: str = "<instance>") -> InstanceModel:
     try:
         return InstanceModel.model_validate(data)
     except ValidationError as err:
-        raise InstanceError(source, _format_errors(err)) from None
+        raise InstanceError(source, format_validation_errors(err)) from None
 
 
 def load_instance(path: str | Path) -> InstanceModel:

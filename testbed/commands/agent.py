@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +23,7 @@ def run(
 
     Settings not given as options come from TESTBED_AGENT_* variables or `.env`.
     """
-    from pydantic import ValidationError
-
-    from edge_agent.agent import Agent
-    from edge_agent.settings import AgentSettings
+    from edge_agent.__main__ import serve
 
     overrides: dict[str, Any] = {
         k: v
@@ -44,18 +39,6 @@ def run(
     if "profile" in overrides and overrides["profile"] not in ("rpi4", "jetson-nano", "sim"):
         typer.echo("agent: --profile must be rpi4, jetson-nano or sim", err=True)
         raise typer.Exit(code=2)
-    try:
-        settings = AgentSettings(**overrides)
-    except ValidationError as err:
-        typer.echo(f"agent: bad settings: {err}", err=True)
-        raise typer.Exit(code=2) from None
-    logging.basicConfig(
-        level=log_level.upper(), format=f"%(asctime)s agent[{settings.agent_id}] %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    agent = Agent(settings)
-    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
-    try:
-        agent.run()
-    except KeyboardInterrupt:
-        agent.stop()
+    code = serve(overrides, log_level)
+    if code:
+        raise typer.Exit(code=code)
