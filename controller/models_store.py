@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -19,8 +18,6 @@ import numpy as np
 from protocol import tensorfile
 
 __all__ = ["ModelStore"]
-
-_VERSION_FILE = re.compile(r"^v(\d+)\.safetensors$")
 
 
 class ModelStore:
@@ -63,13 +60,6 @@ class ModelStore:
         final = self._dir(experiment_id) / f"v{version}.safetensors"
         os.replace(self.candidate_path(experiment_id, version), final)
         return final
-
-    def versions(self, experiment_id: str) -> list[int]:
-        d = self._dir(experiment_id)
-        if not d.is_dir():
-            return []
-        found = (_VERSION_FILE.match(p.name) for p in d.iterdir())
-        return sorted(int(m.group(1)) for m in found if m)
 
     def path(self, experiment_id: str, version: int) -> Path:
         return self._dir(experiment_id) / f"v{version}.safetensors"

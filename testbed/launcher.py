@@ -76,19 +76,6 @@ class Processes:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
 
-    def stop(self, name: str, timeout_s: float = 10.0) -> None:
-        proc = self.children.get(name)
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=timeout_s)
-        except ProcessLookupError:
-            pass
-
     def stop_all(self, timeout_s: float = 10.0) -> None:
         """SIGTERM every child at once; SIGKILL those still running after ``timeout_s``."""
         live = [p for p in self.children.values() if p.poll() is None]

@@ -207,13 +207,13 @@ class RoundEngine:
         tasks = {a: self._base_task(state, "init", agents) for a in agents}
         got = self._stage(state, "init", tasks, _INIT_DEADLINE_S)
         blobs = {a: b for a, b in got.items() if b}
+        digests = {self._store.digest(b) for b in blobs.values()}
         for agent, blob in blobs.items():
             try:
                 tensors, order, _ = tensorfile.decode(blob)
             except tensorfile.TensorFileError as err:
                 log.warning("initial model from %s rejected: %s", agent, err)
                 continue
-            digests = {self._store.digest(b) for b in blobs.values()}
             if len(digests) > 1:
                 log.warning(
                     "agents sent %d different initial models; keeping %s's", len(digests), agent
