@@ -12,16 +12,18 @@ the multiplier of user ``u``'s latency constraint and ``mu`` the price of one he
     (f_u interior),   sum_u B_u = B.
 
 The exact solver nests three monotone one-dimensional searches: the round latency ``T`` (Brent on
-``sum nu(T) = gamma``), the bandwidth price ``mu`` (Brent on ``sum B(T, mu) = B``), and each
+``sum nu(T) = gamma``), the bandwidth price ``mu`` (Newton on ``sum B(T, mu) = B``), and each
 user's bandwidth (a vectorised safeguarded Newton on ``d/dB`` of its Lagrangian). With
-``beta = 0`` it collapses to a bisection on ``T`` with the closed-form inverse rate function
-(:func:`~controller.allocation.system_model.bandwidth_for_latency`): every user gets just the
+``beta = 0`` it collapses to a search on ``T`` with the closed-form inverse rate function
+(:func:`~controller.allocation.kkt_newton.least_round_latency`): every user gets just the
 bandwidth it needs to finish at ``T`` at full speed.
 
 The softmax relaxation writes ``B_u = B exp(lambda_u) / sum_j exp(lambda_j)`` with the logits
-``lambda_u = ln B_u(theta)``, the per-user KKT response to the duals ``theta = (T, mu)`` after a
-few dual steps: strictly positive, summing to ``B`` exactly whatever the fit, and within a
-fraction of a percent of the optimum (see ``bench.py`` and the property tests).
+``lambda_u = ln B_u(theta)``, the per-user KKT response to the duals ``theta = (T, mu)``, fitted
+by Newton steps on the whole KKT system at once (:mod:`~controller.allocation.kkt_newton`):
+strictly positive, summing to ``B`` exactly whatever the fit, and within a fraction of a percent
+of the optimum (see ``bench.py`` and the property tests). The two paths share no search code, so
+each checks the other.
 """
 
 from __future__ import annotations
@@ -33,11 +35,11 @@ from scipy.optimize import brentq
 
 from controller.allocation._types import NDArrayBool, NDArrayFloat
 from controller.allocation.instance import AllocationInstance
+from controller.allocation.kkt_newton import KktProblem, least_round_latency, solve_kkt_newton
 from controller.allocation.system_model import (
     bandwidth_for_latency,
     comm_latency,
     comm_latency_slope,
-    min_comm_latency,
 )
 
 __all__ = [
@@ -110,48 +112,6 @@ def _check_power(inst: AllocationInstance, power_w: NDArrayFloat) -> NDArrayFloa
     if np.any(p > inst.p_max_w * (1 + 1e-12)):
         raise ValueError("`power_w` exceeds `p_max_w`.")
     return p
-
-
-# -- beta = 0: bisection on T with the inverse rate function ----------------------------------
-
-
-def _min_latency(
-    a: NDArrayFloat, w_fast: NDArrayFloat, s_bits: float, b_total: float, tol: SolverTolerance
-) -> tuple[float, NDArrayFloat]:
-    """Least round latency with every board at full speed: ``sum_u B_u(T) = B``.
-
-    Args:
-        a: ``[U]`` SNR bandwidths ``P G / N0``, Hz.
-        w_fast: ``[U]`` computation latency at ``f_max``, s.
-    Returns:
-        ``(T, B)``: T in s and ``[U]`` bandwidths (Hz) with ``sum B <= B_total``.
-    """
-    t_floor = float(np.max(min_comm_latency(a, s_bits) + w_fast))
-
-    def need(log_slack: float) -> NDArrayFloat:
-        return bandwidth_for_latency(t_floor + np.exp(log_slack) - w_fast, a, s_bits)
-
-    def excess(log_slack: float) -> float:
-        total = float(np.sum(need(log_slack)))
-        return float(np.log(min(total, 1e300))) - np.log(b_total)
-
-    lo = np.log(t_floor) - 30.0
-    hi = np.log(t_floor)
-    while excess(hi) > 0:
-        lo, hi = hi, hi + 3.0
-    while excess(lo) <= 0 and lo > np.log(t_floor) - 200:
-        lo -= 30.0
-    if excess(lo) <= 0:  # numerically at the floor already
-        x = lo
-    else:
-        x = brentq(excess, lo, hi, xtol=tol.rtol, rtol=tol.rtol, maxiter=tol.max_outer, disp=False)
-    b = need(x)
-    step = max(tol.rtol, 1e-13)
-    while not np.sum(b) <= b_total:  # step to the feasible side of the root
-        x += step
-        step *= 2.0
-        b = need(x)
-    return t_floor + float(np.exp(x)), b
 
 
 # -- beta > 0: nested searches on T and mu, per-user Newton ----------------------------------
@@ -344,7 +304,7 @@ def _solve_weighted(
         gamma=wts.gamma,
         tol=tol,
     )
-    t_min, _ = _min_latency(a, w / inst.f_max_hz, inst.update_bits, inst.bandwidth_hz, tol)
+    t_min, _ = least_round_latency(a, w / inst.f_max_hz, inst.update_bits, inst.bandwidth_hz)
     # Energy only: nobody is held to a deadline; T is the slowest user's latency.
     mu_free, b_free = prob.price_for(np.inf)
     t_free = float(np.max(comm_latency(b_free, a, inst.update_bits) + w / inst.f_min_hz))
@@ -358,7 +318,7 @@ def _solve_weighted(
     if wts.gamma == 0:  # energy only
         t_star, mu, b = t_free, mu_free, b_free
     elif t_free <= t_min * (1 + 1e-9):  # the energy-optimal split already meets T_min
-        t_star, b = _min_latency(a, w / inst.f_max_hz, inst.update_bits, inst.bandwidth_hz, tol)
+        t_star, b = least_round_latency(a, w / inst.f_max_hz, inst.update_bits, inst.bandwidth_hz)
         mu = float("nan")
     else:
         lo = t_min * (1 + 1e-9)
@@ -403,8 +363,8 @@ def solve_bandwidth_exact(
     wts = inst.weights
     if wts.beta == 0:
         a = inst.snr_bandwidth_hz(p)
-        t, b = _min_latency(
-            a, inst.workload_cycles / inst.f_max_hz, inst.update_bits, inst.bandwidth_hz, tol
+        t, b = least_round_latency(
+            a, inst.workload_cycles / inst.f_max_hz, inst.update_bits, inst.bandwidth_hz
         )
         spare = inst.bandwidth_hz - float(np.sum(b))
         b = b + spare * b / np.sum(b)  # leftover bandwidth only shortens uploads
@@ -416,19 +376,45 @@ def solve_bandwidth_exact(
 def solve_bandwidth_softmax(
     inst: AllocationInstance, power_w: NDArrayFloat, *, tol: SolverTolerance = _SOFT
 ) -> BandwidthSolution:
-    """The softmax relaxation ``B_u = B softmax(lambda)_u`` with logits from a few dual steps.
+    """The softmax relaxation ``B_u = B softmax(lambda)_u`` with logits from joint dual steps.
 
-    The logits are ``lambda_u = ln B_u(theta)``, each user's KKT response to the duals
-    ``theta`` (round latency ``T``; bandwidth price ``mu`` when energy is weighted) after the
-    coarse searches of ``tol``. Whatever the fit, the bandwidths are positive and sum to ``B``.
+    The logits are ``lambda_u = ln B_u``, each user's KKT response to the duals (round latency
+    ``T``; bandwidth price ``mu`` when energy is weighted), fitted by Newton steps on the whole
+    KKT system at once (:func:`~controller.allocation.kkt_newton.solve_kkt_newton`; with
+    ``beta = 0`` the least-latency search). Whatever the fit, the bandwidths are positive and
+    sum to ``B``. Should the joint iteration not converge, the nested searches of the exact
+    solver (at the effort ``tol``) supply the logits instead.
 
     Args:
         inst: the instance, ``U`` users.
         power_w: ``[U]`` transmit powers, W, in ``(0, P_max]``.
+        tol: effort of the fallback.
     Returns:
         ``[U]`` bandwidths (Hz) with their logits.
     """
-    sol = solve_bandwidth_exact(inst, power_w, tol=tol)
+    p = _check_power(inst, power_w)
+    wts = inst.weights
+    fit = None
+    if wts.beta > 0:
+        fit = solve_kkt_newton(
+            KktProblem(
+                snr_bw_hz=inst.snr_bandwidth_hz(p),
+                workload_cycles=inst.workload_cycles,
+                f_min_hz=inst.f_min_hz,
+                f_max_hz=inst.f_max_hz,
+                beta_kappa=wts.beta * inst.kappa,
+                beta_power=wts.beta * p,
+                update_bits=inst.update_bits,
+                bandwidth_hz=inst.bandwidth_hz,
+                gamma=wts.gamma,
+            )
+        )
+    if fit is not None:
+        sol = BandwidthSolution(
+            bandwidth_hz=fit.bandwidth_hz, round_latency_s=fit.round_latency_s, price=fit.price
+        )
+    else:
+        sol = solve_bandwidth_exact(inst, p, tol=tol)
     logits = np.log(sol.bandwidth_hz)
     return BandwidthSolution(
         bandwidth_hz=softmax(logits, inst.bandwidth_hz),

@@ -13,11 +13,12 @@ is one-dimensional and convex in ``T`` on ``[T_0, inf)``, ``T_0 = max_u (tau_u +
     phi'(T) = gamma - 2 beta sum_{u: f_u(T) interior} kappa_u f_u(T)^3.
 
 With ``beta = 0`` the optimum is ``T_0`` (the straggler at full speed); with energy weighted
-``T*`` moves to the root of ``phi'`` (exact: Brent; the paper's projected-gradient form: projected
-gradient steps on ``T`` with the frequencies as the projection of each user onto its feasible
-box). Frequencies are then rounded up to each board's DVFS levels, which keeps every user within
-``T*``. :func:`share_edge_cycles` is the variant where training is offloaded to an edge server
-whose ``C_max`` cycles/s are shared: ``sum_u C_u <= C_max``.
+``T*`` moves to the root of ``phi'`` (exact: safeguarded Newton with the analytic ``phi''``; the
+paper's projected-gradient form: projected gradient steps on ``T`` with the frequencies as the
+projection of each user onto its feasible box). Frequencies are then rounded up to each board's
+DVFS levels, which keeps every user within ``T*``. :func:`share_edge_cycles` is the variant where
+training is offloaded to an edge server whose ``C_max`` cycles/s are shared:
+``sum_u C_u <= C_max``.
 """
 
 from __future__ import annotations
@@ -88,10 +89,55 @@ class _Phi:
         return self.gamma * t + float(np.sum(self.bk * self.w * f * f))
 
     def slope(self, t: float) -> float:
+        """``phi'(T)``, 1."""
+        return self.slope_and_curvature(t)[0]
+
+    def slope_and_curvature(self, t: float) -> tuple[float, float]:
+        """``phi'(T)`` and ``phi''(T) = 6 beta sum_interior kappa_u f_u^4 / W_u`` (1/s)."""
         with np.errstate(divide="ignore"):
             f_raw = self.w / np.maximum(t - self.tau, 0.0)
         inside = (f_raw > self.f_min * (1.0 + 1e-9)) & (f_raw <= self.f_max * (1.0 + 1e-9))
-        return self.gamma - 2.0 * float(np.sum(np.where(inside, self.bk * f_raw**3, 0.0)))
+        bkf3 = np.where(inside, self.bk * f_raw * f_raw * f_raw, 0.0)
+        return self.gamma - 2.0 * float(np.sum(bkf3)), 6.0 * float(np.sum(bkf3 * f_raw / self.w))
+
+    def root(self, lo: float, hi: float, guess: float) -> float:
+        """The root of the increasing ``phi'`` in ``[lo, hi]`` (``phi'(lo) < 0 < phi'(hi)``).
+
+        Safeguarded Newton from ``guess`` (rtsafe): a bisection step wherever Newton would
+        leave the bracket or shrink too slowly, so a root at a jump of ``phi'`` (users reaching
+        ``f_min``) is found as well; stops when a step is below ``1e-14 + 1e-13 T`` s. When
+        ``guess`` is within ``1e-9`` (relative) of the root, ``guess (1 + 1e-9)`` is taken after
+        two evaluations: at the optimum of the joint problem many users sit exactly on their
+        kink, so ``phi'`` jumps there and bisection would need dozens of steps to move ``T`` by
+        less than a nanosecond per second.
+        """
+        t = min(max(guess, lo), hi)
+        d = 1e-9 * t  # a good guess often sits on a jump: bracket it tightly first
+        if lo < t - d and t + d < hi:
+            if self.slope(t + d) < 0:
+                lo = t + d
+            elif self.slope(t - d) >= 0:
+                hi = t - d
+            else:
+                return t + d
+        dx_old = hi - lo
+        for _ in range(200):
+            g, dg = self.slope_and_curvature(t)
+            if g == 0.0:
+                break
+            if g < 0:
+                lo = t
+            else:
+                hi = t
+            newton = t - g / dg if dg > 0 else np.nan
+            if lo < newton < hi and abs(newton - t) <= 0.5 * dx_old:
+                dx, t = abs(newton - t), newton
+            else:
+                dx, t = 0.5 * (hi - lo), 0.5 * (lo + hi)
+            dx_old = dx
+            if dx <= 1e-14 + 1e-13 * t:
+                break
+        return t
 
 
 def schedule_frequencies(
@@ -101,6 +147,8 @@ def schedule_frequencies(
     f_max_hz: NDArrayFloat,
     kappa: NDArrayFloat,
     weights: ObjectiveWeights,
+    *,
+    deadline_hint_s: float | None = None,
 ) -> FrequencySchedule:
     """Exact CSM: the optimal deadline ``T*`` and the least frequency of each user meeting it.
 
@@ -110,6 +158,8 @@ def schedule_frequencies(
         f_min_hz, f_max_hz: ``[U]`` frequency bounds, Hz.
         kappa: ``[U]`` effective switched capacitance, J/(cycle Hz^2).
         weights: ``beta`` (1/J) and ``gamma`` (1/s) of the objective.
+        deadline_hint_s: where the search for ``T*`` starts (e.g. the round latency CRA fitted
+            its bandwidth to), s; any value gives the same answer, a good one sooner.
     Returns:
         Continuous frequencies ``[U]`` (Hz) and ``T*`` (s); round them with
         :func:`round_up_to_levels`.
@@ -120,7 +170,8 @@ def schedule_frequencies(
     elif weights.gamma == 0 or phi.slope(phi.t_slow) <= 0:
         t = phi.t_slow
     else:
-        t = brentq(phi.slope, phi.t0, phi.t_slow, xtol=1e-14, rtol=1e-13, maxiter=200)
+        guess = 0.5 * (phi.t0 + phi.t_slow) if deadline_hint_s is None else deadline_hint_s
+        t = phi.root(phi.t0, phi.t_slow, guess)
     f = least_frequency(t, comm_latency_s, workload_cycles, f_min_hz, f_max_hz)
     return FrequencySchedule(freq_hz=f, round_latency_s=float(t))
 

@@ -33,16 +33,24 @@ def frequencies_for(
     power_w: NDArrayFloat,
     *,
     csm: bool = True,
+    deadline_hint_s: float | None = None,
 ) -> NDArrayFloat:
     """CSM frequencies for given ``(B, P)``, rounded up to each board's levels; ``[U]`` Hz.
 
     With ``csm=False`` every board runs at ``f_max`` (the baselines without CSM).
+    ``deadline_hint_s`` (s) starts CSM's search at the round latency CRA fitted ``B`` to.
     """
     if not csm:
         return inst.f_max_hz.copy()
     tau = comm_latency(bandwidth_hz, inst.snr_bandwidth_hz(power_w), inst.update_bits)
     sched = schedule_frequencies(
-        tau, inst.workload_cycles, inst.f_min_hz, inst.f_max_hz, inst.kappa, inst.weights
+        tau,
+        inst.workload_cycles,
+        inst.f_min_hz,
+        inst.f_max_hz,
+        inst.kappa,
+        inst.weights,
+        deadline_hint_s=deadline_hint_s,
     )
     return round_up_to_levels(sched.freq_hz, inst.levels_hz)
 
@@ -56,13 +64,16 @@ def allocate_for_power(
 ) -> Allocation:
     """The full allocation for fixed powers ``power_w`` ``[U]`` (W, in ``(0, P_max]``)."""
     p = np.asarray(power_w, dtype=np.float64)
+    hint = None
     if bandwidth == "exact":
-        b = solve_bandwidth_exact(inst, p).bandwidth_hz
+        sol = solve_bandwidth_exact(inst, p)
+        b, hint = sol.bandwidth_hz, sol.round_latency_s
     elif bandwidth == "softmax":
-        b = solve_bandwidth_softmax(inst, p).bandwidth_hz
+        sol = solve_bandwidth_softmax(inst, p)
+        b, hint = sol.bandwidth_hz, sol.round_latency_s
     elif bandwidth == "uniform":
         b = uniform_bandwidth(inst)
     else:
         raise ValueError(f"`bandwidth` must be exact, softmax or uniform, got {bandwidth!r}.")
-    f = frequencies_for(inst, b, p, csm=csm)
+    f = frequencies_for(inst, b, p, csm=csm, deadline_hint_s=hint)
     return evaluate(inst, b, p, f)

@@ -10,7 +10,6 @@ broadcasts); SI units throughout.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import lambertw
 
 from controller.allocation._types import NDArrayFloat
 from controller.allocation.instance import Allocation, AllocationInstance, ObjectiveWeights
@@ -25,6 +24,8 @@ __all__ = [
     "min_comm_latency",
     "objective",
     "rate",
+    "rate_equation_root",
+    "spectral_efficiency_for_latency",
 ]
 
 _LN2 = float(np.log(2.0))
@@ -72,14 +73,66 @@ def min_comm_latency(snr_bw_hz: NDArrayFloat, update_bits: float) -> NDArrayFloa
     return update_bits * _LN2 / snr_bw_hz
 
 
+def spectral_efficiency_for_latency(
+    latency_s: NDArrayFloat,
+    snr_bw_hz: NDArrayFloat,
+    update_bits: float,
+    *,
+    iters: int = 3,
+) -> NDArrayFloat:
+    """``y = ln(1 + a / B)`` (nats/s/Hz) of the least bandwidth uploading ``S`` bits in ``tau``.
+
+    With ``c = S ln 2 / (a tau)`` the rate equation ``B log2(1 + a/B) = S / tau`` reads
+    ``c expm1(y) = y``, whose root ``y > 0`` exists for ``0 < c < 1``. It is found by Newton on
+    ``h(y) = ln(expm1(y) / y) + ln c`` (nearly linear in ``y`` at both ends) from the
+    asymptotic form of the Lambert W function (``c`` small) or the branch-point series (``c``
+    near 1); three steps reach machine precision over ``c`` in
+    ``(1e-15, 1 - 1e-15)``. No Lambert W evaluation: this runs a few vector operations per step.
+
+    Args:
+        latency_s: ``[U]`` upload-time budgets ``tau_u``, s.
+        snr_bw_hz: ``[U]`` ``a_u``, Hz.
+        update_bits: ``S``, bit.
+        iters: Newton steps.
+    Returns:
+        ``[U]`` ``y``; 0 where ``tau <= S ln 2 / a`` (no bandwidth suffices).
+    """
+    tau = np.asarray(latency_s, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        c = update_bits * _LN2 / (snr_bw_hz * tau)
+        ok = (tau > 0) & (c < 1.0) & (c > 0)
+        y = rate_equation_root(np.where(ok, c, 0.5), iters=iters)
+    return np.where(ok, y, 0.0)
+
+
+def rate_equation_root(c: NDArrayFloat, *, iters: int = 3) -> NDArrayFloat:
+    """The root ``y > 0`` of ``c expm1(y) = y`` for every ``c`` in ``(0, 1)``, ``[U]``.
+
+    The kernel of :func:`spectral_efficiency_for_latency` (see there), for callers that have
+    ``c`` already and run under their own ``np.errstate``.
+    """
+    lc = np.log(c)
+    l1 = lc - c
+    l2 = np.log(-l1)
+    y_far = np.log((l2 - l1 - l2 / l1) / c)  # -W_{-1}(-c e^-c) / c, asymptotically
+    d = (1.0 - c) / c
+    y_near = 3.0 * (np.sqrt(0.25 + d * (2.0 / 3.0)) - 0.5)  # y/2 + y^2/6 = (1-c)/c
+    y = np.where(c > 0.5, y_near, y_far)
+    for _ in range(iters):
+        em = np.expm1(y)
+        h = np.log(em / y) + lc
+        dh = np.where(y > 1e-3, (em + 1.0) / em - 1.0 / y, 0.5 + y * (1.0 / 12.0))
+        y = np.maximum(y - h / dh, 0.5 * y)
+    return y
+
+
 def bandwidth_for_latency(
     latency_s: NDArrayFloat, snr_bw_hz: NDArrayFloat, update_bits: float
 ) -> NDArrayFloat:
     """The least bandwidth (Hz) that uploads ``S`` bits within ``latency_s``: the inverse rate.
 
-    Solves ``B log2(1 + a/B) = S / tau`` in closed form: with ``c = S ln2 / (a tau) < 1`` and
-    ``y = 1 + a/B``, ``ln y = c (y - 1)`` gives ``y = -W_{-1}(-c e^{-c}) / c`` (Lambert W, lower
-    branch), so ``B = a / (y - 1)``. ``inf`` where ``tau <= S ln 2 / a`` (no bandwidth suffices).
+    ``B = a / expm1(y)`` with ``y`` from :func:`spectral_efficiency_for_latency`; ``inf`` where
+    ``tau <= S ln 2 / a`` (no bandwidth suffices).
 
     Args:
         latency_s: ``[U]`` upload-time budgets ``tau_u``, s.
@@ -88,24 +141,10 @@ def bandwidth_for_latency(
     Returns:
         ``[U]`` bandwidths, Hz.
     """
-    tau = np.asarray(latency_s, dtype=np.float64)
-    a = np.broadcast_to(np.asarray(snr_bw_hz, dtype=np.float64), tau.shape)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c = update_bits * _LN2 / (a * tau)
-    ok = (tau > 0) & (c < 1.0)
-    cc = np.where(ok, c, 0.5)
-    # Small c (bandwidth-rich): y ~ ln(1/c)/c is huge; W_{-1} stays accurate there.
-    y = -lambertw(-cc * np.exp(-cc), k=-1).real / cc
-    b = a / (y - 1.0)
-    # Newton polish on the rate equation in log B (removes the branch-point error near c -> 1).
-    target = update_bits / np.where(ok, tau, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for _ in range(3):
-            x = a / b
-            r = b * np.log1p(x) / _LN2
-            dr_dlogb = b * (np.log1p(x) - x / (1.0 + x)) / _LN2
-            b = b * np.exp(-(r - target) / dr_dlogb)
-    return np.where(ok & np.isfinite(b) & (b > 0), b, np.inf)
+    y = spectral_efficiency_for_latency(latency_s, snr_bw_hz, update_bits)
+    with np.errstate(divide="ignore"):
+        b = snr_bw_hz / np.expm1(y)
+    return np.where(y > 0, b, np.inf)
 
 
 def comp_latency(workload_cycles: NDArrayFloat, freq_hz: NDArrayFloat) -> NDArrayFloat:
