@@ -100,26 +100,34 @@ class _Phi:
         bkf3 = np.where(inside, self.bk * f_raw * f_raw * f_raw, 0.0)
         return self.gamma - 2.0 * float(np.sum(bkf3)), 6.0 * float(np.sum(bkf3 * f_raw / self.w))
 
+    def minimiser(self, hint: float | None) -> float:
+        """``T*``, the minimiser of the convex ``phi`` on ``[T_0, T_slow]``.
+
+        A ``hint`` within ``1e-9`` (relative) of ``T*`` is taken after two evaluations of
+        ``phi'``: at the optimum of the joint problem many users sit exactly on their kink, so
+        ``phi'`` jumps there and bisection would need dozens of steps to move ``T`` by less
+        than a nanosecond per second. Otherwise the root of ``phi'`` is searched from ``hint``.
+        """
+        if hint is not None:
+            d = 1e-9 * hint
+            if self.t0 < hint - d and hint + d < self.t_slow:
+                if self.slope(hint - d) < 0 <= self.slope(hint + d):
+                    return hint + d
+        if self.slope(self.t0) >= 0:
+            return self.t0
+        if self.gamma == 0 or self.slope(self.t_slow) <= 0:
+            return self.t_slow
+        guess = 0.5 * (self.t0 + self.t_slow) if hint is None else hint
+        return self.root(self.t0, self.t_slow, guess)
+
     def root(self, lo: float, hi: float, guess: float) -> float:
         """The root of the increasing ``phi'`` in ``[lo, hi]`` (``phi'(lo) < 0 < phi'(hi)``).
 
         Safeguarded Newton from ``guess`` (rtsafe): a bisection step wherever Newton would
         leave the bracket or shrink too slowly, so a root at a jump of ``phi'`` (users reaching
-        ``f_min``) is found as well; stops when a step is below ``1e-14 + 1e-13 T`` s. When
-        ``guess`` is within ``1e-9`` (relative) of the root, ``guess (1 + 1e-9)`` is taken after
-        two evaluations: at the optimum of the joint problem many users sit exactly on their
-        kink, so ``phi'`` jumps there and bisection would need dozens of steps to move ``T`` by
-        less than a nanosecond per second.
+        ``f_min``) is found as well; stops when a step is below ``1e-14 + 1e-13 T`` s.
         """
         t = min(max(guess, lo), hi)
-        d = 1e-9 * t  # a good guess often sits on a jump: bracket it tightly first
-        if lo < t - d and t + d < hi:
-            if self.slope(t + d) < 0:
-                lo = t + d
-            elif self.slope(t - d) >= 0:
-                hi = t - d
-            else:
-                return t + d
         dx_old = hi - lo
         for _ in range(200):
             g, dg = self.slope_and_curvature(t)
@@ -165,13 +173,7 @@ def schedule_frequencies(
         :func:`round_up_to_levels`.
     """
     phi = _Phi(comm_latency_s, workload_cycles, f_min_hz, f_max_hz, kappa, weights)
-    if weights.beta == 0 or phi.slope(phi.t0) >= 0:
-        t = phi.t0
-    elif weights.gamma == 0 or phi.slope(phi.t_slow) <= 0:
-        t = phi.t_slow
-    else:
-        guess = 0.5 * (phi.t0 + phi.t_slow) if deadline_hint_s is None else deadline_hint_s
-        t = phi.root(phi.t0, phi.t_slow, guess)
+    t = phi.t0 if weights.beta == 0 else phi.minimiser(deadline_hint_s)
     f = least_frequency(t, comm_latency_s, workload_cycles, f_min_hz, f_max_hz)
     return FrequencySchedule(freq_hz=f, round_latency_s=float(t))
 
@@ -227,6 +229,8 @@ def round_up_to_levels(freq_hz: NDArrayFloat, levels_hz: NDArrayFloat) -> NDArra
     """
     f = np.asarray(freq_hz, dtype=np.float64)
     has = ~np.isnan(levels_hz[:, 0])
+    if not has.any():  # continuous ranges only
+        return f.copy()
     with np.errstate(invalid="ignore"):
         ok = levels_hz >= f[:, None] * (1.0 - 1e-9)
     ok_any = ok.any(axis=1)
