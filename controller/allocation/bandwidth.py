@@ -89,7 +89,6 @@ class SolverTolerance:
 
 
 _EXACT = SolverTolerance()
-_SOFT = SolverTolerance(rtol=1e-4, max_outer=12, newton_iters=20, residual=1e-6)
 
 
 def uniform_bandwidth(inst: AllocationInstance) -> NDArrayFloat:
@@ -328,6 +327,10 @@ def _solve_weighted(
             lo = t_min + 1e-3 * (lo - t_min)
         if surplus(lo) <= 0:
             t_star = lo
+        elif surplus(t_free) >= 0:
+            # Past t_free every board idles at f_min (sum nu = 0): the multipliers jump there
+            # from at least gamma to 0, so the energy-only split's deadline is the optimum.
+            t_star = t_free
         else:
             t_star = brentq(
                 surplus,
@@ -373,22 +376,19 @@ def solve_bandwidth_exact(
     return _solve_weighted(inst, p, tol)
 
 
-def solve_bandwidth_softmax(
-    inst: AllocationInstance, power_w: NDArrayFloat, *, tol: SolverTolerance = _SOFT
-) -> BandwidthSolution:
+def solve_bandwidth_softmax(inst: AllocationInstance, power_w: NDArrayFloat) -> BandwidthSolution:
     """The softmax relaxation ``B_u = B softmax(lambda)_u`` with logits from joint dual steps.
 
     The logits are ``lambda_u = ln B_u``, each user's KKT response to the duals (round latency
     ``T``; bandwidth price ``mu`` when energy is weighted), fitted by Newton steps on the whole
     KKT system at once (:func:`~controller.allocation.kkt_newton.solve_kkt_newton`; with
     ``beta = 0`` the least-latency search). Whatever the fit, the bandwidths are positive and
-    sum to ``B``. Should the joint iteration not converge, the nested searches of the exact
-    solver (at the effort ``tol``) supply the logits instead.
+    sum to ``B``. Should the joint iteration not converge, the exact nested solver supplies
+    the logits instead.
 
     Args:
         inst: the instance, ``U`` users.
         power_w: ``[U]`` transmit powers, W, in ``(0, P_max]``.
-        tol: effort of the fallback.
     Returns:
         ``[U]`` bandwidths (Hz) with their logits.
     """
@@ -414,7 +414,7 @@ def solve_bandwidth_softmax(
             bandwidth_hz=fit.bandwidth_hz, round_latency_s=fit.round_latency_s, price=fit.price
         )
     else:
-        sol = solve_bandwidth_exact(inst, p, tol=tol)
+        sol = solve_bandwidth_exact(inst, p)
     logits = np.log(sol.bandwidth_hz)
     return BandwidthSolution(
         bandwidth_hz=softmax(logits, inst.bandwidth_hz),
