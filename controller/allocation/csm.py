@@ -110,9 +110,9 @@ class _Phi:
         """
         if hint is not None:
             d = 1e-9 * hint
-            if self.t0 < hint - d and hint + d < self.t_slow:
-                if self.slope(hint - d) < 0 <= self.slope(hint + d):
-                    return hint + d
+            inside = self.t0 < hint - d and hint + d < self.t_slow
+            if inside and self.slope(hint - d) < 0 <= self.slope(hint + d):
+                return hint + d
         if self.slope(self.t0) >= 0:
             return self.t0
         if self.gamma == 0 or self.slope(self.t_slow) <= 0:
