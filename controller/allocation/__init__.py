@@ -18,9 +18,10 @@ What the round engine uses
 
 Numeric cores (pure, vectorised over users)
 -------------------------------------------
-``system_model`` (rates, latencies, energies, objective, inverse rate), ``bandwidth`` (exact fast
-solver and softmax relaxation), ``csm`` (exact, projected gradient, DVFS rounding, shared edge
-cycles), ``reference`` (cvxpy), ``power`` (full and convex power), ``fusion``, ``policy`` and
+``system_model`` (rates, latencies, energies, objective, inverse rate), ``bandwidth`` (exact
+nested solver and softmax relaxation), ``kkt_newton`` (the softmax path's solver: joint Newton
+on the KKT system), ``csm`` (exact, projected gradient, DVFS rounding, shared edge cycles),
+``reference`` (cvxpy), ``power`` (full and convex power), ``fusion``, ``policy`` and
 ``training`` (actor-critic, torch), ``bench`` (timings and gaps).
 """
 
