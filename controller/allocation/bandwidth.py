@@ -396,19 +396,7 @@ def solve_bandwidth_softmax(inst: AllocationInstance, power_w: NDArrayFloat) -> 
     wts = inst.weights
     fit = None
     if wts.beta > 0:
-        fit = solve_kkt_newton(
-            KktProblem(
-                snr_bw_hz=inst.snr_bandwidth_hz(p),
-                workload_cycles=inst.workload_cycles,
-                f_min_hz=inst.f_min_hz,
-                f_max_hz=inst.f_max_hz,
-                beta_kappa=wts.beta * inst.kappa,
-                beta_power=wts.beta * p,
-                update_bits=inst.update_bits,
-                bandwidth_hz=inst.bandwidth_hz,
-                gamma=wts.gamma,
-            )
-        )
+        fit = solve_kkt_newton(KktProblem.from_instance(inst, p))
     if fit is not None:
         sol = BandwidthSolution(
             bandwidth_hz=fit.bandwidth_hz, round_latency_s=fit.round_latency_s, price=fit.price

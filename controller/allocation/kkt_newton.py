@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.allocation._types import NDArrayBool, NDArrayFloat
+from controller.allocation.instance import AllocationInstance
 from controller.allocation.system_model import rate_equation_root
 
 __all__ = ["KktProblem", "KktSolution", "least_round_latency", "solve_kkt_newton"]
@@ -76,6 +77,22 @@ class KktProblem:
     update_bits: float
     bandwidth_hz: float
     gamma: float
+
+    @classmethod
+    def from_instance(cls, inst: AllocationInstance, power_w: NDArrayFloat) -> KktProblem:
+        """The problem of ``inst`` with the powers ``power_w`` (``[U]`` W) fixed."""
+        w = inst.weights
+        return cls(
+            snr_bw_hz=inst.snr_bandwidth_hz(power_w),
+            workload_cycles=inst.workload_cycles,
+            f_min_hz=inst.f_min_hz,
+            f_max_hz=inst.f_max_hz,
+            beta_kappa=w.beta * inst.kappa,
+            beta_power=w.beta * power_w,
+            update_bits=inst.update_bits,
+            bandwidth_hz=inst.bandwidth_hz,
+            gamma=w.gamma,
+        )
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from scipy.special import lambertw
 from controller.allocation import bandwidth as bandwidth_module
 from controller.allocation.bandwidth import solve_bandwidth_exact, solve_bandwidth_softmax
 from controller.allocation.csm import schedule_frequencies
-from controller.allocation.instance import AllocationInstance, ObjectiveWeights
+from controller.allocation.instance import ObjectiveWeights
 from controller.allocation.kkt_newton import KktProblem, least_round_latency, solve_kkt_newton
 from controller.allocation.pipeline import allocate_for_power
 from controller.allocation.reference import solve_joint_cvxpy
@@ -25,21 +25,6 @@ from controller.allocation.system_model import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:Solution may be inaccurate:UserWarning")
-
-
-def _problem(inst: AllocationInstance, p: np.ndarray) -> KktProblem:
-    w = inst.weights
-    return KktProblem(
-        snr_bw_hz=inst.snr_bandwidth_hz(p),
-        workload_cycles=inst.workload_cycles,
-        f_min_hz=inst.f_min_hz,
-        f_max_hz=inst.f_max_hz,
-        beta_kappa=w.beta * inst.kappa,
-        beta_power=w.beta * p,
-        update_bits=inst.update_bits,
-        bandwidth_hz=inst.bandwidth_hz,
-        gamma=w.gamma,
-    )
 
 
 @given(
@@ -59,7 +44,7 @@ def test_joint_newton_converges_to_the_nested_exact_solution(
     inst = data.draw(instance_strategy(beta=beta, levels="continuous", max_users=40))
     inst = replace(inst, weights=replace(inst.weights, gamma=gamma))
     p = draw_power(data, inst)
-    fit = solve_kkt_newton(_problem(inst, p))
+    fit = solve_kkt_newton(KktProblem.from_instance(inst, p))
     assert fit is not None, "the joint Newton iteration did not converge"
     assert fit.bandwidth_hz.sum() == pytest.approx(inst.bandwidth_hz, rel=1e-12)
     exact = allocate_for_power(inst, p, bandwidth="exact")
@@ -101,7 +86,7 @@ def test_softmax_falls_back_to_the_nested_solver(monkeypatch: pytest.MonkeyPatch
 
 def test_gives_up_with_none_when_out_of_iterations() -> None:
     inst = random_instance(np.random.default_rng(4), 30, levels="continuous")
-    assert solve_kkt_newton(_problem(inst, inst.p_max_w), max_iter=1) is None
+    assert solve_kkt_newton(KktProblem.from_instance(inst, inst.p_max_w), max_iter=1) is None
 
 
 def test_least_round_latency_finishes_everyone_together() -> None:
