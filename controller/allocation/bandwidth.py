@@ -22,8 +22,9 @@ The softmax relaxation writes ``B_u = B exp(lambda_u) / sum_j exp(lambda_j)`` wi
 ``lambda_u = ln B_u(theta)``, the per-user KKT response to the duals ``theta = (T, mu)``, fitted
 by Newton steps on the whole KKT system at once (:mod:`~controller.allocation.kkt_newton`):
 strictly positive, summing to ``B`` exactly whatever the fit, and within a fraction of a percent
-of the optimum (see ``bench.py`` and the property tests). The two paths share no search code, so
-each checks the other.
+of the optimum (see ``bench.py`` and the property tests). With energy weighted the two paths
+share no search code, so each checks the other; with ``beta = 0`` both are the least-latency
+search, checked against cvxpy.
 """
 
 from __future__ import annotations

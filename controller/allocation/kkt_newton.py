@@ -9,15 +9,15 @@ has ``U + 2`` unknowns that matter: each user's log-bandwidth ``x_u = ln B_u``, 
 ``T`` and the log-price of bandwidth ``m = ln mu``. Its KKT conditions are one equation per user
 (which one depends on the user's *regime*, below) and two coupling equations,
 
-    F1 = ln sum_u B_u - ln B = 0,        F2 = sum_u nu_u - gamma = 0,
+    F1 = ln sum_u B_u - ln B = 0,        F2 = ln(sum_u nu_u / gamma) = 0,
 
 where ``nu_u`` is the multiplier of user ``u``'s latency constraint. The nested exact solver
 (:func:`~controller.allocation.bandwidth.solve_bandwidth_exact`) solves these by three nested
 one-dimensional searches; here every iteration takes one Newton step on all ``U + 2`` unknowns at
 once. The Jacobian is an arrow (diagonal per user, two dense rows and columns for ``T`` and
 ``m``), so the step costs ``O(U)``: each user's correction is eliminated into a 2x2 system for
-``(dT, dm)`` (a Schur complement). From the least-latency start it converges quadratically in a
-handful of iterations, about a dozen vector operations each.
+``(dT, dm)`` (a Schur complement). From the uniform split it converges quadratically in about
+five evaluations of the system on the benchmark instances.
 
 Regimes, for given ``(T, m)`` (exact: decided from the user's stationarity residual at the ends
 of its bandwidth interval, which are closed-form inverse rates):
@@ -147,6 +147,15 @@ def _log_bandwidth_for(tau: NDArrayFloat, a: NDArrayFloat, s_ln2: float) -> NDAr
     return np.where(ok, np.log(a) - np.log(np.expm1(y)), np.inf)
 
 
+def _uniform_split_latency(
+    a: NDArrayFloat, comp_latency_s: NDArrayFloat, s_bits: float, bandwidth_hz: float
+) -> float:
+    """Round latency (s) with ``B / U`` Hz each and the given computation latencies ``[U]``."""
+    n = a.shape[0]
+    x_eq = np.full(n, np.log(bandwidth_hz / n))
+    return float(np.max(_terms(x_eq, a, s_bits).t + comp_latency_s))
+
+
 def least_round_latency(
     snr_bw_hz: NDArrayFloat,
     comp_latency_s: NDArrayFloat,
@@ -188,10 +197,7 @@ def _least_round_latency(
     s_ln2 = s_bits * _LN2
     t_floor = float(np.max(s_ln2 / a + comp_latency_s))
     log_total = float(np.log(bandwidth_hz))
-    n = a.shape[0]
-    t_uniform = float(
-        np.max(_terms(np.full(n, log_total - np.log(n)), a, s_bits).t + comp_latency_s)
-    )
+    t_uniform = _uniform_split_latency(a, comp_latency_s, s_bits, bandwidth_hz)
     lo, hi = -np.inf, float(np.log(t_uniform - t_floor)) + 1e-12  # G(lo) > 0 >= G(hi)
     sigma = hi
     for _ in range(max_iter):
@@ -326,12 +332,11 @@ class _Joint:
         self.t_floor = float(np.max(self.s_ln2 / prob.snr_bw_hz + self.w_fast))
 
     def start(self) -> _State:
-        """The least round latency, everyone at ``f_max``; the price from ``F2 = 0``."""
+        """The round latency of the uniform split at ``f_max``, everyone pinned at the least
+        bandwidth meeting it; the price from ``F2 = 0``."""
         p = self.prob
         a, s = p.snr_bw_hz, p.update_bits
-        n = a.shape[0]
-        x_eq = np.full(n, self.log_total - np.log(n))
-        t_round = float(np.max(_terms(x_eq, a, s).t + self.w_fast))
+        t_round = _uniform_split_latency(a, self.w_fast, s, p.bandwidth_hz)
         x = _log_bandwidth_for(t_round - self.w_fast, a, self.s_ln2)
         ln_slope = _terms(x, a, s).ln_slope
         m = float(np.log(p.gamma + np.sum(p.beta_power)) - np.log(np.sum(np.exp(-ln_slope))))
