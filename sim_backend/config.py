@@ -7,27 +7,18 @@ same one.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from protocol.physics import thermal_noise_w
 from protocol.spec import ExperimentSpec, SimBackendSpec
 from sim_backend._rng import TAG_AP_POSITION, keyed_rng
 
 __all__ = ["SPEED_OF_LIGHT", "SimConfig", "thermal_noise_w"]
 
 SPEED_OF_LIGHT = 299_792_458.0
-_BOLTZMANN_DBM_PER_HZ = -174.0
-
-
-def thermal_noise_w(bandwidth_hz: float, noise_figure_db: float) -> float:
-    """Noise power ``sigma^2 = -174 dBm/Hz + 10 log10(B) + NF``, W."""
-    if bandwidth_hz <= 0:
-        raise ValueError("`bandwidth_hz` must be positive.")
-    dbm = _BOLTZMANN_DBM_PER_HZ + 10.0 * math.log10(bandwidth_hz) + noise_figure_db
-    return 10.0 ** ((dbm - 30.0) / 10.0)
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from controller.allocation.instance import AllocationInstance, ObjectiveWeights
+from protocol.physics import noise_psd_w_per_hz
 from protocol.profiles import BUILTIN_PROFILES
 
 __all__ = ["NOISE_PSD_W_PER_HZ", "random_instance"]
 
 #: ``-174 dBm/Hz`` thermal noise plus a 7 dB noise figure, W/Hz.
-NOISE_PSD_W_PER_HZ = 10 ** ((-174.0 + 7.0 - 30.0) / 10.0)
+NOISE_PSD_W_PER_HZ = noise_psd_w_per_hz(7.0)
 
 
 def random_instance(

@@ -18,21 +18,14 @@ referred to the nominal receiver noise. Use the same ``N0 = noise_power_w / B`` 
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import numpy.typing as npt
 
 from controller.csi.store import CSISnapshot
+from protocol.physics import thermal_noise_w
 
 __all__ = ["combined_gain", "snr_per_watt", "thermal_noise_w"]
-
-
-def thermal_noise_w(bandwidth_hz: float, noise_figure_db: float = 7.0) -> float:
-    """``N0 B`` with ``N0 = -174 dBm/Hz + NF``, W."""
-    if bandwidth_hz <= 0:
-        raise ValueError("`bandwidth_hz` must be positive.")
-    return 10.0 ** ((-174.0 + 10.0 * math.log10(bandwidth_hz) + noise_figure_db - 30.0) / 10.0)
 
 
 def snr_per_watt(snap: CSISnapshot, *, include_stale: bool = False) -> npt.NDArray[np.float64]:

@@ -5,17 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from controller.allocation.instance import AllocationInstance, ObjectiveWeights
+from protocol.physics import noise_psd_w_per_hz
 from protocol.spec import ExperimentSpec
 
-__all__ = ["build_instance", "noise_psd_w_per_hz"]
+__all__ = ["build_instance"]
 
 #: Gain used for a UE that no AP has reported yet (-100 dB: a far, weak user), dimensionless.
 _UNKNOWN_GAIN = 1e-10
-
-
-def noise_psd_w_per_hz(noise_figure_db: float) -> float:
-    """Receiver noise density ``N0``, W/Hz: -174 dBm/Hz at 290 K plus the noise figure."""
-    return float(10 ** ((-174.0 + noise_figure_db) / 10) / 1e3)
 
 
 def build_instance(
