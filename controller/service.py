@@ -78,11 +78,11 @@ class ControllerService:
                 raise KeyError(experiment_id)
             spec = self.spec_of(row)
             row.status, row.error = "running", None
-        from controller.allocation import make_strategy
+        from controller.allocation import make_algorithm
 
         if self.csi is not None:
             self.csi.attach(spec)
-        strategy = make_strategy(spec.algorithm, spec.weights, seed=spec.seed)
+        strategy = make_algorithm(spec.algorithm, spec.weights, seed=spec.seed)
         engine = RoundEngine(
             experiment_id=experiment_id,
             spec=spec,

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import brentq
 
-from controller.allocation._types import NDArrayBool, NDArrayFloat
 from controller.allocation.instance import AllocationInstance
 from controller.allocation.kkt_newton import KktProblem, least_round_latency, solve_kkt_newton
 from controller.allocation.system_model import (
@@ -42,6 +41,7 @@ from controller.allocation.system_model import (
     comm_latency,
     comm_latency_slope,
 )
+from protocol.arrays import NDArrayBool, NDArrayFloat
 
 __all__ = [
     "BandwidthSolution",

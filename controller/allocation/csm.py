@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import brentq
 
-from controller.allocation._types import NDArrayFloat
 from controller.allocation.instance import ObjectiveWeights
+from protocol.arrays import NDArrayFloat
 
 __all__ = [
     "EdgeShare",

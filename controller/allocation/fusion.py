@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.allocation._types import NDArrayFloat
 from controller.allocation.instance import Allocation, AllocationInstance
 from controller.allocation.pipeline import BandwidthMode, allocate_for_power, frequencies_for
 from controller.allocation.power import MIN_POWER_FRACTION
 from controller.allocation.system_model import evaluate
+from protocol.arrays import NDArrayFloat
 
 __all__ = ["fuse", "project_bandwidth", "project_power"]
 

@@ -40,9 +40,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.allocation._types import NDArrayBool, NDArrayFloat
 from controller.allocation.instance import AllocationInstance
 from controller.allocation.system_model import rate_equation_root
+from protocol.arrays import NDArrayBool, NDArrayFloat
 
 __all__ = ["KktProblem", "KktSolution", "least_round_latency", "solve_kkt_newton"]
 

@@ -12,7 +12,6 @@ from typing import Literal
 
 import numpy as np
 
-from controller.allocation._types import NDArrayFloat
 from controller.allocation.bandwidth import (
     solve_bandwidth_exact,
     solve_bandwidth_softmax,
@@ -21,6 +20,7 @@ from controller.allocation.bandwidth import (
 from controller.allocation.csm import round_up_to_levels, schedule_frequencies
 from controller.allocation.instance import Allocation, AllocationInstance
 from controller.allocation.system_model import comm_latency, evaluate
+from protocol.arrays import NDArrayFloat
 
 __all__ = ["BandwidthMode", "allocate_for_power", "frequencies_for"]
 

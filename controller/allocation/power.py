@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.allocation._types import NDArrayFloat
 from controller.allocation.instance import Allocation, AllocationInstance
 from controller.allocation.pipeline import BandwidthMode, allocate_for_power
 from controller.allocation.system_model import comm_latency
+from protocol.arrays import NDArrayFloat
 
 __all__ = ["MIN_POWER_FRACTION", "convex_power", "least_power", "max_power"]
 

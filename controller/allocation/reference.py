@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import cvxpy as cp
 import numpy as np
 
-from controller.allocation._types import NDArrayFloat
 from controller.allocation.instance import AllocationInstance, ObjectiveWeights
+from protocol.arrays import NDArrayFloat
 
 __all__ = [
     "JointSolution",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.allocation._types import NDArrayFloat
 from controller.allocation.instance import ObjectiveWeights
+from protocol.arrays import NDArrayFloat
 
 __all__ = ["round_reward"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.allocation._types import NDArrayFloat
 from controller.allocation.instance import Allocation, AllocationInstance, ObjectiveWeights
+from protocol.arrays import NDArrayFloat
 
 __all__ = [
     "bandwidth_for_latency",

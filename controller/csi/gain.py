@@ -18,7 +18,6 @@ referred to the nominal receiver noise. Use the same ``N0 = noise_power_w / B`` 
 
 from __future__ import annotations
 
-
 import numpy as np
 import numpy.typing as npt
 

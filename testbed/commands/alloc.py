@@ -41,7 +41,7 @@ def solve(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Allocate bandwidth, power and CPU frequency for every user of INSTANCE."""
-    from controller.allocation.instance import InstanceError, load_instance
+    from testbed.alloc_file import InstanceError, load_instance
 
     try:
         inst = load_instance(instance).to_instance()
@@ -85,8 +85,8 @@ def _solve(inst: AllocationInstance, bandwidth: str, power: str, policy: str | N
         return allocate_for_power(inst, max_power(inst), bandwidth=bandwidth)  # type: ignore[arg-type]
     if power == "convex":
         return convex_power(inst, bandwidth=bandwidth)  # type: ignore[arg-type]
-    from controller.allocation.policy import PowerPolicy
-    from controller.allocation.policy_store import policy_path
+    from controller.policy.policy import PowerPolicy
+    from controller.policy.store import policy_path
 
     assert policy is not None
     try:

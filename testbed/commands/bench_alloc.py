@@ -18,7 +18,7 @@ def alloc(
     as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
 ) -> None:
     """Time CRA+CSM (softmax path), the exact fast solver and cvxpy; report the gap."""
-    from controller.allocation.bench import benchmark_allocation
+    from testbed.alloc_bench import benchmark_allocation
 
     out = benchmark_allocation(
         users, beta=beta, gamma=gamma, seed=seed, cvxpy_max_users=cvxpy_max_users

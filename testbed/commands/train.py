@@ -44,9 +44,9 @@ def power_policy(
         typer.echo(f"--users-min ({users_min}) exceeds --users-max ({users_max})", err=True)
         raise typer.Exit(code=2)
     from controller.allocation.instance import ObjectiveWeights
-    from controller.allocation.policy import PowerPolicy, PowerPolicyConfig
-    from controller.allocation.policy_store import policy_path
-    from controller.allocation.training import TrainConfig, train_power_policy
+    from controller.policy.policy import PowerPolicy, PowerPolicyConfig
+    from controller.policy.store import policy_path
+    from controller.policy.training import TrainConfig, train_power_policy
 
     try:
         target = out if out is not None else policy_path(name)

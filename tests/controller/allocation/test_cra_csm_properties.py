@@ -8,13 +8,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from controller.algorithms import make_algorithm
 from controller.allocation.bandwidth import solve_bandwidth_exact, solve_bandwidth_softmax
 from controller.allocation.csm import least_frequency
 from controller.allocation.instance import Allocation, AllocationInstance
 from controller.allocation.pipeline import allocate_for_power
 from controller.allocation.reference import solve_joint_cvxpy
 from controller.allocation.scenario import random_instance
-from controller.allocation.strategies import make_strategy
 from controller.allocation.system_model import evaluate
 from protocol.spec import AblationSpec, AlgorithmSpec, WeightsSpec
 
@@ -69,7 +69,7 @@ def test_every_strategy_is_feasible(
     spec: AlgorithmSpec, data: st.DataObject, instance_strategy: Any
 ) -> None:
     inst = data.draw(instance_strategy(max_users=8))
-    strategy = make_strategy(spec, WeightsSpec(), seed=1)
+    strategy = make_algorithm(spec, WeightsSpec(), seed=1)
     _assert_feasible(inst, strategy.allocate(inst))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from controller.aggregation import FedProx
-from controller.allocation.strategies.fedavg import FedAvgStrategy
+from controller.algorithms.fedavg import FedAvgStrategy
 
 __all__ = ["FedProxStrategy"]
 

@@ -5,14 +5,14 @@ Exact bandwidth, convex power and CSM (latency and energy jointly), FedAvg weigh
 
 from __future__ import annotations
 
+from controller.algorithms.base import Algorithm
 from controller.allocation.instance import Allocation, AllocationInstance
 from controller.allocation.power import convex_power
-from controller.allocation.strategies.base import AllocationStrategy
 
 __all__ = ["JointCommComp"]
 
 
-class JointCommComp(AllocationStrategy):
+class JointCommComp(Algorithm):
     """The convex joint optimum for the round, with plain data-size aggregation."""
 
     name = "jcc"

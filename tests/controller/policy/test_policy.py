@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from controller.allocation.instance import ObjectiveWeights
-from controller.allocation.policy import N_FEATURES, PowerPolicy, PowerPolicyConfig, user_features
 from controller.allocation.scenario import random_instance
-from controller.allocation.training import TrainConfig, train_power_policy
+from controller.policy.policy import N_FEATURES, PowerPolicy, PowerPolicyConfig, user_features
+from controller.policy.training import TrainConfig, train_power_policy
 
 
 @pytest.mark.parametrize("n", [1, 3, 50])

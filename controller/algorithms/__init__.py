@@ -1,21 +1,21 @@
-"""One module per algorithm behind :class:`AllocationStrategy`; build them with make_strategy."""
+"""One module per algorithm behind :class:`Algorithm`; build them with make_algorithm."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from controller.allocation.strategies.base import AllocationStrategy
-from controller.allocation.strategies.cpa import ConvexPowerOnly
-from controller.allocation.strategies.drl_ra import DRLResourceAllocation
-from controller.allocation.strategies.fedavg import FedAvgStrategy
-from controller.allocation.strategies.fedprox import FedProxStrategy
-from controller.allocation.strategies.jcc import JointCommComp
-from controller.allocation.strategies.proposed import Proposed
-from controller.allocation.strategies.rrs import RoundRobin
+from controller.algorithms.base import Algorithm
+from controller.algorithms.cpa import ConvexPowerOnly
+from controller.algorithms.drl_ra import DRLResourceAllocation
+from controller.algorithms.fedavg import FedAvgStrategy
+from controller.algorithms.fedprox import FedProxStrategy
+from controller.algorithms.jcc import JointCommComp
+from controller.algorithms.proposed import Proposed
+from controller.algorithms.rrs import RoundRobin
 from protocol.spec import AlgorithmSpec, WeightsSpec
 
 __all__ = [
-    "AllocationStrategy",
+    "Algorithm",
     "ConvexPowerOnly",
     "DRLResourceAllocation",
     "FedAvgStrategy",
@@ -23,17 +23,17 @@ __all__ = [
     "JointCommComp",
     "Proposed",
     "RoundRobin",
-    "make_strategy",
+    "make_algorithm",
 ]
 
 
-def make_strategy(
+def make_algorithm(
     algorithm: AlgorithmSpec,
     weights: WeightsSpec,
     *,
     seed: int,
     policy_path: str | Path | None = None,
-) -> AllocationStrategy:
+) -> Algorithm:
     """The strategy an experiment names (``algorithm.name``).
 
     Args:

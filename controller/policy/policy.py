@@ -10,7 +10,7 @@ mean of per-user embeddings to the expected (per-user) reward.
 Every round is one step of a contextual bandit: the state is the round's instance, the action
 the users' powers, the reward ``R_t`` (section 6). The update is the advantage actor-critic step
 ``-(R - V(s)) log pi(a|s)`` plus the critic's squared error. Offline training in simulation
-lives in :mod:`controller.allocation.training`; online, :meth:`PowerPolicy.observe` takes the
+lives in :mod:`controller.policy.training`; online, :meth:`PowerPolicy.observe` takes the
 reward of the last action.
 """
 
@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from controller.allocation._types import NDArrayFloat
 from controller.allocation.bandwidth import uniform_bandwidth
 from controller.allocation.instance import AllocationInstance
 from controller.allocation.system_model import comm_latency
+from protocol.arrays import NDArrayFloat
 
 __all__ = ["N_FEATURES", "PolicyAction", "PowerPolicy", "PowerPolicyConfig", "user_features"]
 

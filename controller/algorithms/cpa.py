@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from controller.algorithms.base import Algorithm
 from controller.allocation.instance import Allocation, AllocationInstance
 from controller.allocation.power import convex_power
-from controller.allocation.strategies.base import AllocationStrategy
 
 __all__ = ["ConvexPowerOnly"]
 
 
-class ConvexPowerOnly(AllocationStrategy):
+class ConvexPowerOnly(Algorithm):
     """Each user's power is the energy-optimal one for its share of the round, nothing else."""
 
     name = "cpa"

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from controller.algorithms.base import Algorithm
 from controller.allocation.instance import Allocation, AllocationInstance
 from controller.allocation.pipeline import allocate_for_power
 from controller.allocation.power import max_power
-from controller.allocation.strategies.base import AllocationStrategy
 
 __all__ = ["FedAvgStrategy"]
 
 
-class FedAvgStrategy(AllocationStrategy):
+class FedAvgStrategy(Algorithm):
     """No resource allocation at all: the plain FL baseline."""
 
     name = "fedavg"

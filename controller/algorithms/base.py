@@ -10,13 +10,13 @@ import numpy as np
 import numpy.typing as npt
 
 from controller.aggregation import AggregationRule, FedAvg
-from controller.allocation._types import NDArrayFloat
 from controller.allocation.instance import Allocation, AllocationInstance
+from protocol.arrays import NDArrayFloat
 
-__all__ = ["AllocationStrategy"]
+__all__ = ["Algorithm"]
 
 
-class AllocationStrategy(ABC):
+class Algorithm(ABC):
     """One FL algorithm's per-round decisions: who trains, with what resources, how to weight.
 
     The round engine calls, every round ``t``:

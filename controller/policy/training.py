@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from controller.allocation._types import NDArrayFloat
 from controller.allocation.bandwidth import softmax
 from controller.allocation.fusion import fuse
 from controller.allocation.instance import AllocationInstance, ObjectiveWeights
 from controller.allocation.pipeline import BandwidthMode
-from controller.allocation.policy import PolicyAction, PowerPolicy, PowerPolicyConfig
 from controller.allocation.reward import round_reward
 from controller.allocation.scenario import random_instance
+from controller.policy.policy import PolicyAction, PowerPolicy, PowerPolicyConfig
+from protocol.arrays import NDArrayFloat
 
 __all__ = ["TrainConfig", "TrainReport", "evaluate_powers", "train_power_policy"]
 

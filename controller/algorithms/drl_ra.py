@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from controller.algorithms.base import Algorithm
 from controller.allocation.bandwidth import softmax
 from controller.allocation.fusion import fuse
 from controller.allocation.instance import Allocation, AllocationInstance
-from controller.allocation.policy import PowerPolicy, PowerPolicyConfig
-from controller.allocation.strategies.base import AllocationStrategy
+from controller.policy.policy import PowerPolicy, PowerPolicyConfig
 
 __all__ = ["DRLResourceAllocation"]
 
 
-class DRLResourceAllocation(AllocationStrategy):
+class DRLResourceAllocation(Algorithm):
     """The policy's second head gives bandwidth logits: ``B = B softmax(logits)``."""
 
     name = "drl_ra"

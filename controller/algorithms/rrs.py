@@ -6,15 +6,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from controller.algorithms.base import Algorithm
 from controller.allocation.instance import Allocation, AllocationInstance
 from controller.allocation.pipeline import allocate_for_power
 from controller.allocation.power import max_power
-from controller.allocation.strategies.base import AllocationStrategy
 
 __all__ = ["RoundRobin"]
 
 
-class RoundRobin(AllocationStrategy):
+class RoundRobin(Algorithm):
     """Clients take turns: round ``t`` serves the ``k`` after those of round ``t - 1``."""
 
     name = "rrs"

@@ -5,14 +5,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from controller.allocation.instance import (
-    AllocationInstance,
-    InstanceError,
-    InstanceModel,
-    load_instance,
-    parse_instance,
-)
+from controller.allocation.instance import AllocationInstance
 from controller.allocation.scenario import random_instance
+from testbed.alloc_file import InstanceError, InstanceModel, load_instance, parse_instance
 
 
 def _doc() -> dict:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from controller.allocation.instance import InstanceModel
 from controller.allocation.scenario import random_instance
+from testbed.alloc_file import InstanceModel
 from testbed.cli import app
 
 runner = CliRunner()
@@ -83,7 +83,7 @@ def test_drl_needs_a_policy_and_unknown_policy_is_clear(
     res = runner.invoke(app, ["alloc", "solve", str(instance_file), "--power", "drl"])
     assert res.exit_code == 2
     assert "--policy" in res.stderr
-    from controller.allocation import policy_store
+    from controller.policy import store as policy_store
 
     monkeypatch.setenv("TESTBED_POLICY_DIR", str(tmp_path))
     policy_store.get_policy_settings.cache_clear()
@@ -97,7 +97,7 @@ def test_drl_needs_a_policy_and_unknown_policy_is_clear(
 def test_train_then_solve_with_the_trained_policy(
     instance_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from controller.allocation import policy_store
+    from controller.policy import store as policy_store
 
     monkeypatch.setenv("TESTBED_POLICY_DIR", str(tmp_path / "pol"))
     policy_store.get_policy_settings.cache_clear()

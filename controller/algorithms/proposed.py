@@ -13,18 +13,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from controller.aggregation import FairAggregation, FedAvg
+from controller.algorithms.base import Algorithm
 from controller.allocation.fusion import fuse
 from controller.allocation.instance import Allocation, AllocationInstance
 from controller.allocation.pipeline import BandwidthMode, allocate_for_power
-from controller.allocation.policy import PowerPolicy, PowerPolicyConfig
 from controller.allocation.power import convex_power, max_power
-from controller.allocation.strategies.base import AllocationStrategy
+from controller.policy.policy import PowerPolicy, PowerPolicyConfig
 from protocol.spec import AlgorithmSpec, WeightsSpec
 
 __all__ = ["Proposed"]
 
 
-class Proposed(AllocationStrategy):
+class Proposed(Algorithm):
     """CRA + CSM + FAL, honouring ``algorithm.bandwidth``, ``algorithm.power`` and ablations."""
 
     name = "proposed"
