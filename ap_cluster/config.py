@@ -3,7 +3,9 @@
 It embeds the whole experiment spec (every AP process rebuilds the same simulated world from
 it) and says, per AP, where its CSI is published. The launcher writes it with
 :func:`cluster_config_from_spec`; the controller connects to :meth:`ClusterConfig.endpoints`
-(``tcp://<host>:<port>`` strings) and subscribes to ``csi.``.
+(``tcp://<host>:<port>`` strings) and subscribes to ``csi.``. In sim mode the cluster may also
+serve the simulated air (``air``: the world's true channel gains, ``ap_cluster.air``) on a
+ZeroMQ REP socket; the controller connects to :meth:`ClusterConfig.air_endpoint`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from protocol.spec import ExperimentSpec, UHDBackendSpec
 
 __all__ = [
     "APProcessConfig",
+    "AirEndpoint",
     "ClusterConfig",
     "ClusterConfigError",
     "RestartPolicy",
@@ -37,6 +40,13 @@ class APProcessConfig(_Strict):
     bind: str = Field(description="ZeroMQ endpoint the AP's PUB socket binds, e.g. tcp://*:5600.")
     connect: str = Field(description="Endpoint subscribers connect to, e.g. tcp://10.0.0.5:5600.")
     host: str | None = Field(default=None, description="Host that runs it; None: this host.")
+
+
+class AirEndpoint(_Strict):
+    """Where the simulated air (``ap_cluster.air.AirServer``) answers; sim mode only."""
+
+    bind: str = Field(description="ZeroMQ endpoint the REP socket binds, e.g. tcp://*:5700.")
+    connect: str = Field(description="Endpoint the controller connects to, tcp://host:port.")
 
 
 class RestartPolicy(_Strict):
@@ -69,6 +79,9 @@ class ClusterConfig(_Strict):
     )
     heartbeat_interval_s: float = Field(default=1.0, gt=0, description="AP heartbeat period, s.")
     restart: RestartPolicy = Field(default_factory=RestartPolicy)
+    air: AirEndpoint | None = Field(
+        default=None, description="Serve the simulated air here (sim backend only); None: off."
+    )
 
     @model_validator(mode="after")
     def _known_aps(self) -> ClusterConfig:
@@ -79,6 +92,8 @@ class ClusterConfig(_Strict):
         ids = [a.id for a in self.aps]
         if len(set(ids)) != len(ids):
             raise ValueError("aps: duplicate AP ids")
+        if self.air is not None and self.backend != "sim":
+            raise ValueError(_AIR_NEEDS_SIM)
         return self
 
     @property
@@ -88,6 +103,10 @@ class ClusterConfig(_Strict):
     def endpoints(self) -> list[str]:
         """The endpoints the controller's CSI subscriber connects to, in AP order."""
         return [a.connect for a in self.aps]
+
+    def air_endpoint(self) -> str | None:
+        """The endpoint the controller's air client connects to; None: no simulated air."""
+        return None if self.air is None else self.air.connect
 
     def endpoints_by_ap(self) -> dict[str, str]:
         """``{ap_id: endpoint}``."""
@@ -105,6 +124,12 @@ class ClusterConfig(_Strict):
         data = self.model_dump(mode="json", by_alias=True)
         p.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         return p
+
+
+_AIR_NEEDS_SIM = (
+    "air: the simulated air needs the sim backend; a uhd cluster has no true channel to "
+    "serve (the controller uses the APs' pilot measurements instead)"
+)
 
 
 class ClusterConfigError(ValueError):
@@ -135,14 +160,27 @@ def cluster_config_from_spec(
     publish_interval_s: float = 0.05,
     estimator: Literal["ls", "mmse"] = "mmse",
     sim_pace: float = 1.0,
+    air_port: int | None = None,
 ) -> ClusterConfig:
     """The cluster of ``spec``: AP ``i`` publishes on port ``pub_base_port + i``.
 
     Subscribers connect to ``tcp://<host>:<port>`` with ``host`` the AP's ``host`` in the spec,
-    else ``127.0.0.1``.
+    else ``127.0.0.1``. With ``air_port`` (sim backend only) the serving process also answers
+    air requests on ``tcp://<bind_host>:<air_port>``, reached at ``tcp://127.0.0.1:<air_port>``.
     """
     if not 0 < pub_base_port < 65536 - len(spec.topology.aps):
         raise ValueError(f"`pub_base_port` must leave room for {len(spec.topology.aps)} ports.")
+    air = None
+    if air_port is not None:
+        if isinstance(spec.backend, UHDBackendSpec):
+            raise ValueError(f"`air_port`: {_AIR_NEEDS_SIM}")
+        if not 0 < air_port < 65536:
+            raise ValueError(f"`air_port` must lie in 1..65535, got {air_port}.")
+        if pub_base_port <= air_port < pub_base_port + len(spec.topology.aps):
+            raise ValueError(f"`air_port` {air_port} is one of the APs' CSI ports.")
+        air = AirEndpoint(
+            bind=f"tcp://{bind_host}:{air_port}", connect=f"tcp://127.0.0.1:{air_port}"
+        )
     aps = [
         APProcessConfig(
             id=ap.id,
@@ -158,4 +196,5 @@ def cluster_config_from_spec(
         estimator=estimator,
         publish_interval_s=publish_interval_s,
         sim_pace=sim_pace,
+        air=air,
     )

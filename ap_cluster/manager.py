@@ -14,6 +14,12 @@ Health (:meth:`ClusterManager.health`)::
 
 ``state`` is one of ``starting`` (no heartbeat yet), ``running``, ``backoff`` (waiting to
 restart), ``failed`` (gave up after ``max_restarts``) or ``stopped``.
+
+Simulated air: when the cluster file has an ``air`` endpoint (sim backend only), the manager
+also runs an ``ap_cluster.air.AirServer`` in its own process, from :meth:`start` to
+:meth:`stop`, and the health report gains ``"air": {"endpoint": ..., "running": true,
+"served": 12, "rejected": 0}``. With ``only`` (one manager per host), the manager that runs
+the cluster's first AP serves it.
 """
 
 from __future__ import annotations
@@ -27,9 +33,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ap_cluster.config import ClusterConfig
+
+if TYPE_CHECKING:
+    from ap_cluster.air import AirServer
 
 __all__ = ["ClusterManager"]
 
@@ -56,6 +65,8 @@ class ClusterManager:
         only: run only these AP ids (a multi-host cluster runs one manager per host).
         python: interpreter for the runners.
         log: where runner output that is not a heartbeat and manager events go.
+        serve_air: run the simulated air server (needs ``cluster.air`` and the sim backend);
+            ``None``: when those hold and this manager runs the cluster's first AP.
     """
 
     def __init__(
@@ -67,11 +78,17 @@ class ClusterManager:
         python: str = sys.executable,
         log: IO[str] | None = None,
         extra_args: list[str] | None = None,
+        serve_air: bool | None = None,
     ) -> None:
         ids = [a.id for a in cluster.aps]
         for a in only or []:
             if a not in ids:
                 raise ValueError(f"`only`: unknown AP `{a}`; known: {ids}")
+        can_air = cluster.air is not None and cluster.backend == "sim"
+        if serve_air and not can_air:
+            raise ValueError("`serve_air`: the cluster has no `air` endpoint or is not sim")
+        if serve_air is None:
+            serve_air = can_air and (only is None or ids[0] in only)
         self.cluster = cluster
         self._path = str(cluster_path)
         self._python = python
@@ -82,6 +99,13 @@ class ClusterManager:
         self._children = [
             _Child(a.id, a.connect) for a in cluster.aps if only is None or a.id in only
         ]
+        self._serve_air = serve_air
+        self.air: AirServer | None = None
+
+    @property
+    def air_enabled(self) -> bool:
+        """Whether this manager serves the simulated air."""
+        return self._serve_air
 
     # -- processes -----------------------------------------------------------------------------
     def _say(self, text: str) -> None:
@@ -114,8 +138,18 @@ class ClusterManager:
                 self._log.write(f"[{c.ap_id}] {line}")
 
     def start(self) -> None:
+        """Start the air server (if any; ``AirServerError`` if it cannot bind), then every AP."""
+        if self._serve_air and self.air is None:
+            self._start_air()
         for c in self._children:
             self._spawn(c)
+
+    def _start_air(self) -> None:
+        from ap_cluster.air import AirServer  # sim mode only: loads sim_backend
+
+        assert self.cluster.air is not None
+        self.air = AirServer(self.cluster.spec, self.cluster.air.bind).start()
+        self._say(f"simulated air on {self.air.endpoint}")
 
     def poll(self) -> None:
         """One supervision step: reap exits, kill silent processes, restart when due."""
@@ -176,7 +210,15 @@ class ClusterManager:
                     else round(now - c.heartbeat_at, 3),
                     "endpoint": c.endpoint,
                 }
-        return {"t": time.time(), "aps": aps}
+        report: dict[str, Any] = {"t": time.time(), "aps": aps}
+        if self.air is not None:
+            report["air"] = {
+                "endpoint": self.air.endpoint,
+                "running": self.air.running,
+                "served": self.air.served,
+                "rejected": self.air.rejected,
+            }
+        return report
 
     def stop(self) -> None:
         """Terminate every AP process (SIGTERM, then SIGKILL) and stop restarting them."""
@@ -185,6 +227,8 @@ class ClusterManager:
             if c.proc is not None:
                 _terminate(c.proc)
                 c.last_exit_code, c.proc = c.proc.returncode, None
+        if self.air is not None:
+            self.air.stop()
         self._say("stopped")
 
     def serve(
@@ -195,9 +239,9 @@ class ClusterManager:
         on_health: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         """Supervise until ``stop`` is set; hand a health report to ``on_health`` periodically."""
-        self.start()
         next_report = time.monotonic() + report_every_s
         try:
+            self.start()
             while not stop.wait(0.2):
                 self.poll()
                 if on_health is not None and time.monotonic() >= next_report:

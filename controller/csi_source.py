@@ -3,7 +3,9 @@
 At the start of an experiment the source subscribes to the cluster's ZeroMQ endpoints with a
 store that knows the experiment's APs and UEs; every round it turns the latest snapshot into the
 combined gains ``G_u`` of DESIGN section 5 (noise power of the experiment's bandwidth and noise
-figure). When every AP is stale it falls back to the last estimates and says so.
+figure), averaged over each AP's last second of CSI: the update leaves seconds later, when
+only the channel's local mean still predicts it. When every AP is stale it falls back to the
+last estimates and says so.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from controller.csi import CSIStore, CSISubscriber, combined_gain, thermal_noise_w
+from controller.air import MeasuredAir
+from controller.csi import CSIStore, CSISubscriber, averaged_gain, thermal_noise_w
 from protocol.spec import ExperimentSpec
 
 __all__ = ["CSIGainSource"]
+
+#: CSI messages per AP the planning gain averages (20 x 50 ms: the last second of frames).
+_AVERAGE_MESSAGES = 20
 
 
 class CSIGainSource:
@@ -54,6 +60,13 @@ class CSIGainSource:
             self._noise_w = thermal_noise_w(spec.radio.bandwidth_hz, spec.radio.noise_figure_db)
             self._sub = CSISubscriber(self._endpoints, store).start()
 
+    def measured_air(self) -> MeasuredAir | None:
+        """The APs' own measurements as the link layer's truth (hardware), for the attached
+        experiment; None before :meth:`attach`."""
+        with self._lock:
+            store, noise_w = self._store, self._noise_w
+        return MeasuredAir(store, noise_w) if store is not None else None
+
     def gains(self, ue_ids: list[str]) -> tuple[np.ndarray | None, dict[str, Any]]:
         """``[len(ue_ids)]`` dimensionless gains (NaN where no AP reports the UE), and facts."""
         with self._lock:
@@ -62,10 +75,10 @@ class CSIGainSource:
             return None, {"source": "none"}
         snap = store.snapshot()
         stale = bool(np.all(snap.stale))
-        g = combined_gain(snap, noise_power_w=noise_w, include_stale=stale)
-        order = {u: i for i, u in enumerate(snap.ue_ids)}
-        out = np.array([g[order[u]] if u in order else np.nan for u in ue_ids])
-        out[out <= 0] = np.nan
+        fresh = {a for a, st in zip(snap.ap_ids, snap.stale, strict=True) if stale or not st}
+        histories = {a: m for a, m in store.histories().items() if a in fresh}
+        out = averaged_gain(histories, ue_ids, noise_power_w=noise_w, window=_AVERAGE_MESSAGES)
+        out[~(out > 0)] = np.nan
         info = {
             "source": "csi",
             "all_stale": stale,

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -52,6 +53,8 @@ class ExperimentRow(Base):
     next_round: Mapped[int] = mapped_column(Integer, default=0)
     model_version: Mapped[int] = mapped_column(Integer, default=-1)
     model_path: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    #: The power policy as saved with the last committed round (resumed after a restart).
+    policy_path: Mapped[str | None] = mapped_column(String(512), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
@@ -71,12 +74,21 @@ class RoundRow(Base):
     index: Mapped[int] = mapped_column(Integer)
     accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
     loss: Mapped[float | None] = mapped_column(Float, nullable=True)
-    latency_s: Mapped[float] = mapped_column(Float)
-    energy_j: Mapped[float] = mapped_column(Float)
     fairness_var: Mapped[float | None] = mapped_column(Float, nullable=True)
-    dropouts: Mapped[int] = mapped_column(Integer)
+    #: Modelled (system model and link layer): round latency, energy, cumulative time, MCS.
+    model_latency_s: Mapped[float] = mapped_column(Float)
+    model_energy_j: Mapped[float] = mapped_column(Float)
+    model_time_s: Mapped[float] = mapped_column(Float)
+    mean_mcs_index: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: Measured: slowest contributor's training, energy meters, the round's wall clock.
+    measured_train_s: Mapped[float] = mapped_column(Float)
+    measured_energy_j: Mapped[float | None] = mapped_column(Float, nullable=True)
     overhead_s: Mapped[float] = mapped_column(Float)
     wall_s: Mapped[float] = mapped_column(Float)
+    link_dropouts: Mapped[int] = mapped_column(Integer)
+    crash_dropouts: Mapped[int] = mapped_column(Integer)
+    #: False for a round committed without a model update (too few updates arrived).
+    updated: Mapped[bool] = mapped_column(Boolean, default=True)
     reward: Mapped[float | None] = mapped_column(Float, nullable=True)
     #: Per-user allocation: ids, bandwidth_hz, power_w, freq_hz, latency_s, energy_j, ...
     allocation: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from controller.air import AirChannel
+from controller.algorithms import Algorithm
 from controller.db import AgentRow, Database, ExperimentRow
 from controller.engine.board import TaskBoard
 from controller.engine.liveness import AgentDirectory, AgentInfo
@@ -24,6 +26,9 @@ from protocol.spec import ExperimentSpec, parse_spec
 __all__ = ["ControllerService"]
 
 log = logging.getLogger(__name__)
+
+#: How long a round waits for the simulated air's answer, s.
+_AIR_TIMEOUT_S = 60.0
 
 
 class ControllerService:
@@ -77,12 +82,11 @@ class ControllerService:
             if row is None:
                 raise KeyError(experiment_id)
             spec = self.spec_of(row)
+            resume_from = row.policy_path
             row.status, row.error = "running", None
-        from controller.allocation import make_algorithm
-
+        algorithm, policy_source = _make_algorithm(spec, resume_from)
         if self.csi is not None:
             self.csi.attach(spec)
-        strategy = make_algorithm(spec.algorithm, spec.weights, seed=spec.seed)
         engine = RoundEngine(
             experiment_id=experiment_id,
             spec=spec,
@@ -92,10 +96,26 @@ class ControllerService:
             agents=self.agents,
             csi=self.gains,
             aggregation=_aggregation_factory(spec),
-            strategy=strategy,
+            algorithm=algorithm,
+            air=self._air(),
+            policy_dir=self.settings.data_dir / "policies",
+            policy_source=policy_source,
         )
         self.engines[experiment_id] = engine
         engine.start()
+
+    def _air(self) -> AirChannel | None:
+        """The true channel for the link layer: the simulated air, else the APs' measurements.
+
+        None without any radio (no CSI endpoints): the link layer is then skipped, and each
+        round's details say so.
+        """
+        from controller.air import SimAir
+
+        if self.settings.air_endpoint:
+            # The air's first answer may compute minutes of fading to catch up: be patient.
+            return SimAir(self.settings.air_endpoint, timeout_s=_AIR_TIMEOUT_S)
+        return self.csi.measured_air() if self.csi is not None else None
 
     def stop_experiment(self, experiment_id: str, status: str = "stopped") -> None:
         engine = self.engines.pop(experiment_id, None)
@@ -117,6 +137,29 @@ class ControllerService:
         if self.csi is None:
             return {"enabled": False, "aps": {}}
         return {"enabled": True, **self.csi.status()}
+
+
+def _make_algorithm(spec: ExperimentSpec, resume_from: str | None) -> tuple[Algorithm, str]:
+    """The experiment's algorithm, its power policy from the last commit, else from
+    ``algorithm.policy``, else fresh; and where the policy came from (recorded per round)."""
+    from controller.algorithms import make_algorithm
+    from controller.policy import policy_path
+
+    start = spec.algorithm.policy
+    algorithm = make_algorithm(
+        spec.algorithm,
+        spec.weights,
+        seed=spec.seed,
+        policy_path=policy_path(start) if start is not None else None,
+    )
+    source = "fresh" if start is None else f"spec:{start}"
+    if algorithm.policy is None:
+        source = "none"
+    elif resume_from is not None:
+        log.info("resuming the power policy from %s", resume_from)
+        algorithm.resume_policy(resume_from)
+        source = f"resumed:{resume_from}"
+    return algorithm, source
 
 
 def _make_csi(settings: ControllerSettings) -> Any:

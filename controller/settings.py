@@ -40,6 +40,13 @@ class ControllerSettings(BaseSettings):
         default_factory=list, description="ZeroMQ PUB endpoints of the AP cluster (tcp://...)."
     )
     csi_stale_s: float = Field(default=2.0, gt=0, description="CSI older than this is stale, s.")
+    air_endpoint: str | None = Field(
+        default=None,
+        description=(
+            "ZeroMQ REP endpoint of the AP cluster's simulated air (tcp://...; sim mode): the "
+            "true channel each transport block sees. None: the APs' pilot measurements."
+        ),
+    )
     signature_window_s: float = Field(default=120.0, gt=0, description="Agent clock skew bound.")
     heartbeat_timeout_s: float = Field(default=30.0, gt=0)
     autostart: bool = Field(default=True, description="Resume running experiments at start-up.")

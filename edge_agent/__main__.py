@@ -15,11 +15,26 @@ from typing import Any, Dict, List, Optional
 
 from pydantic import ValidationError
 
+from edge_agent.settings import DVFS_KINDS, ENERGY_METERS
+
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="testbed-agent", description=__doc__)
     parser.add_argument("--controller", dest="controller_url", help="Controller URL.")
-    parser.add_argument("--profile", choices=("rpi4", "jetson-nano", "sim"))
+    parser.add_argument(
+        "--profile", help="Device profile: rpi4, jetson-nano, custom, or sim [default: sim]."
+    )
+    parser.add_argument(
+        "--dvfs",
+        choices=DVFS_KINDS,
+        help="DVFS backend [default: auto]; simulated plays the profile's levels on any host.",
+    )
+    parser.add_argument(
+        "--energy-meter",
+        dest="energy_meter",
+        choices=ENERGY_METERS,
+        help="auto: measure with the INA3221 where present; none: never [default: auto].",
+    )
     parser.add_argument("--id", dest="agent_id", help="Agent id [default: hostname].")
     parser.add_argument("--state-dir", help="Where the identity key is kept.")
     parser.add_argument("--data-dir", help="Dataset folder.")
@@ -34,9 +49,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 def serve(overrides: Dict[str, Any], log_level: str = "info") -> int:
     """Build the settings (``overrides`` over the environment) and run the agent until stopped.
 
-    Returns the exit code: 0, or 2 for bad settings.
+    Returns the exit code: 0, or 2 for bad settings (an unknown profile, DVFS backend or
+    meter included) or a DVFS backend this host cannot provide.
     """
     from edge_agent.agent import Agent
+    from edge_agent.dvfs import DVFSError
     from edge_agent.settings import AgentSettings
 
     try:
@@ -48,7 +65,11 @@ def serve(overrides: Dict[str, Any], log_level: str = "info") -> int:
         level=log_level.upper(), format="%(asctime)s agent[" + settings.agent_id + "] %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    agent = Agent(settings)
+    try:
+        agent = Agent(settings)
+    except DVFSError as err:
+        print(f"agent: --dvfs {settings.dvfs}: {err}", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     try:
         agent.run()

@@ -2,10 +2,20 @@
 
 One agent plays one UE. For each task it is handed it does one stage (DESIGN section 8):
 ``init`` uploads the seeded initial model; ``train`` sets the CPU frequency by DVFS, trains
-from the global model on the local partition, measures time and energy and reports its loss
-with the first secure-aggregation message; the upload stages send the weighted update (masked,
-or in the clear); ``evaluate`` scores the new global model on this agent's test shard. The
-agent survives controller restarts: every call retries until the controller answers again.
+from the global model on the local partition and reports its loss with the first
+secure-aggregation message; the upload stages send the weighted update (masked, or in the
+clear); ``evaluate`` scores the new global model on this agent's test shard. The agent
+survives controller restarts: every call retries until the controller answers again.
+
+The train report holds only what the agent measures (DESIGN section 12): the wall time of the
+SGD loop, the frequency the DVFS backend applied, and, where the board has an INA3221, the
+energy its input rail drew while training (the whole board, idle power included, over the
+:func:`~edge_agent.training.local_train` call). The controller models energy itself.
+
+An agent plays one device profile (rpi4, jetson-nano or custom, from ``--profile``); a ``sim``
+agent plays the profile each train task names. With a simulated DVFS backend (``--dvfs
+simulated``, or ``auto`` on a host without writable cpufreq) the profile's levels are the ones
+it applies, so a Jetson UE can be played on any machine.
 
 Kept Python 3.8 compatible: it runs on JetPack.
 """
@@ -16,21 +26,27 @@ import base64
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, TypeVar
 
 import numpy as np
 
 from edge_agent.client import ControllerClient, ControllerUnavailable, Rejected, wait_for
-from edge_agent.settings import AgentSettings
+from edge_agent.settings import SIM_PROFILES, AgentSettings
 from protocol import tensorfile
 from protocol.auth import load_or_create_identity
-from protocol.profiles import BUILTIN_PROFILES, DeviceProfile
-from protocol.rounds import EvalReport, Task, TrainReport
+from protocol.profiles import DeviceProfile
+from protocol.rounds import EvalReport, Task, TrainReport, TrainTask
 from protocol.spec import DatasetSpec
+
+if TYPE_CHECKING:
+    from edge_agent.dvfs import DVFSBackend
+    from edge_agent.energy import EnergyMeter, EnergyReading
 
 __all__ = ["Agent"]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -53,25 +69,94 @@ class Agent:
     """One edge agent, driven by :meth:`run` until :meth:`stop`."""
 
     def __init__(self, settings: AgentSettings) -> None:
-        from edge_agent.dvfs import detect_backend
         from edge_agent.training import configure_torch
 
         self.settings = settings
+        self.profile: DeviceProfile = settings.device_profile()
+        self.dvfs = self._dvfs_backend(self.profile)  # first: a backend the host lacks raises
+        self.meter = self._energy_meter()
         configure_torch(settings.torch_threads)
         key = self._key = load_or_create_identity(settings.state_dir / f"{settings.agent_id}.key")
         self.client = ControllerClient(
             settings.controller_url, settings.agent_id, key, settings.request_timeout_s
         )
-        self.profile: DeviceProfile = BUILTIN_PROFILES.get(
-            settings.profile, BUILTIN_PROFILES["rpi4"]
-        )
-        self.dvfs = detect_backend(settings.profile, settings.dvfs_sysfs_root)
         self._roster_path = settings.state_dir / f"{settings.agent_id}.roster.json"
         self._stop = threading.Event()
         self._round: Optional[_RoundMemory] = None
         self._data = _DataCache()
         self._models: Dict[Tuple[str, int], bytes] = {}
         self.stats: Dict[str, Any] = {"rounds_trained": 0, "stages_done": 0, "errors": 0}
+
+    # -- devices ------------------------------------------------------------------------------
+    def _dvfs_backend(self, profile: DeviceProfile) -> DVFSBackend:
+        from edge_agent.dvfs import detect_backend
+
+        s = self.settings
+        kind = s.dvfs
+        if kind == "auto" and s.profile in SIM_PROFILES:
+            kind = "simulated"  # a sim agent is no particular board: never drive the host's
+        return detect_backend(profile, s.dvfs_sysfs_root, kind=kind)
+
+    def _energy_meter(self) -> Optional[EnergyMeter]:
+        """The board's INA3221, or None: only a real meter measures (never the model)."""
+        from edge_agent.energy import Ina3221Meter, detect_meter
+
+        if self.settings.energy_meter == "none":
+            return None
+        meter = detect_meter(self.profile, self.settings.dvfs_sysfs_root, kind="auto")
+        if isinstance(meter, Ina3221Meter):
+            log.info("energy measured by INA3221 rails %s", [c.label for c in meter.channels])
+            return meter
+        return None
+
+    def _play(self, t: TrainTask) -> None:
+        """Take on the profile the task names, where this agent is a ``sim`` agent."""
+        want = t.profile
+        if want is None or want == self.profile.name:
+            return
+        if self.settings.profile not in SIM_PROFILES:
+            log.warning(
+                "task expects profile %s, this agent plays %s: keeping %s",
+                want,
+                self.profile.name,
+                self.profile.name,
+            )
+            return
+        try:
+            profile = self.settings.device_profile(want)
+        except KeyError as err:
+            log.warning("cannot play the task's profile: %s; keeping %s", err, self.profile.name)
+            return
+        self.profile = profile
+        if self.dvfs.name == "simulated":
+            self.dvfs = self._dvfs_backend(profile)
+            log.info("playing profile %s (simulated DVFS, its levels)", profile.name)
+        else:
+            log.warning("playing profile %s on the host's %s levels", profile.name, self.dvfs.name)
+
+    def _metered(self, run: Callable[[], _T]) -> Tuple[_T, Optional[EnergyReading]]:
+        """``run()`` inside the energy meter's interval: its result and the meter's reading
+        (None without a meter, or when the meter failed: training goes on regardless)."""
+        meter = self.meter
+        if meter is None:
+            return run(), None
+        try:
+            meter.start()
+        except (OSError, ValueError) as err:
+            log.warning("energy meter failed to start: %s", err)
+            return run(), None
+        reading: Optional[EnergyReading] = None
+        try:
+            result = run()
+        finally:
+            try:
+                reading = meter.stop(samples=0, f_hz=0.0)
+            except (OSError, ValueError) as err:
+                log.warning("energy meter failed: %s", err)
+        if reading is not None and not reading.energy_j >= 0:
+            log.warning("energy meter read %s J; not reported", reading.energy_j)
+            reading = None
+        return result, reading
 
     # -- lifecycle ----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -118,6 +203,9 @@ class Agent:
                         **self.stats,
                         "freq_hz": self.dvfs.current_hz(),
                         "profile": self.settings.profile,
+                        "device_profile": self.profile.name,
+                        "dvfs": self.dvfs.name,
+                        "meter": self.meter.source if self.meter is not None else "none",
                     }
                 )
             except (ControllerUnavailable, Rejected) as err:
@@ -213,24 +301,25 @@ class Agent:
         t = task.train
         if t is None:
             raise ValueError("train task without `train` payload")
+        self._play(t)
         data = self._local_data(t.dataset, t.client_index, t.n_clients, t.seed)
         w_global = self._model_vector(task.experiment_id, t.model_version)
-        freq = self.dvfs.set_frequency(t.freq_hz)
+        freq_applied = self.dvfs.set_frequency(t.freq_hz)
         model = build_model(t.model_name, seed=t.seed)
-        result = local_train(
-            model,
-            data.x,
-            data.y,
-            epochs=t.local_epochs,
-            batch_size=t.batch_size,
-            lr=t.learning_rate,
-            momentum=t.momentum,
-            fedprox_mu=t.fedprox_mu,
-            global_vector=w_global,
-            seed=t.seed * 100003 + task.round,
+        result, reading = self._metered(
+            lambda: local_train(
+                model,
+                data.x,
+                data.y,
+                epochs=t.local_epochs,
+                batch_size=t.batch_size,
+                lr=t.learning_rate,
+                momentum=t.momentum,
+                fedprox_mu=t.fedprox_mu,
+                global_vector=w_global,
+                seed=t.seed * 100003 + task.round,
+            )
         )
-        cycles = self.profile.cycles_per_sample * result.samples_processed
-        energy = self.profile.kappa * cycles * t.freq_hz**2 + t.power_w * t.comm_latency_s
         self._round = _RoundMemory((task.experiment_id, task.round, task.attempt), result.delta)
         advert: Optional[str] = None
         if t.secure_aggregation:
@@ -244,8 +333,9 @@ class Agent:
             loss_after=result.loss_after,
             samples=result.samples,
             train_s=result.seconds,
-            energy_j=energy,
-            freq_applied_hz=freq,
+            freq_applied_hz=freq_applied,
+            measured_energy_j=reading.energy_j if reading is not None else None,
+            meter=reading.source if reading is not None else "none",
             secagg_advertise=advert,
         )
         return report.model_dump_json().encode(), "application/json"

@@ -6,7 +6,8 @@ it answers with ``POST /experiments/{eid}/rounds/{round}/{stage}``. Stages of a 
 0. ``init`` (first round only): upload the seeded initial model (safetensors bytes); every
    agent builds the same one from the experiment seed, and the controller keeps the first.
 1. ``train``: download the global model, apply DVFS, compute the loss of the global model on the
-   local data, train, report a :class:`TrainReport` (with the first secure-aggregation message).
+   local data, train, report a :class:`TrainReport` (with the first secure-aggregation message):
+   measured numbers only (wall time, applied frequency, metered energy where a meter exists).
 2. ``share_keys``, ``masked_input``, ``unmask``: the secure-aggregation stages (or ``upload``, the
    plain weighted update, when secure aggregation is off). Bodies are opaque bytes.
 3. ``evaluate``: evaluate the new global model on the agent's test shard; an :class:`EvalReport`.
@@ -81,15 +82,34 @@ class TrainTask(_Msg):
     comm_latency_s: float = Field(ge=0, description="Predicted upload time, s.")
     secure_aggregation: bool
     secagg: Dict[str, Any] = Field(default_factory=dict, description="Round parameters.")
+    profile: Optional[str] = Field(
+        default=None,
+        description="The UE's device profile name the controller expects (rpi4, jetson-nano "
+        "or custom); None: whatever the agent plays.",
+    )
 
 
 class TrainReport(_Msg):
+    """What one agent measured in the ``train`` stage.
+
+    Only measured numbers: the controller models energy itself (DESIGN section 12: airtime with
+    retries, the applied frequency, the UE's profile), so modelled and measured never mix.
+    """
+
     loss: float = Field(description="Loss of the global model on the local data.")
     loss_after: float
     samples: int = Field(ge=1)
-    train_s: float = Field(ge=0)
-    energy_j: float = Field(ge=0, description="Computation + communication energy, J.")
-    freq_applied_hz: float = Field(ge=0)
+    train_s: float = Field(ge=0, description="Measured wall-clock training time, s.")
+    freq_applied_hz: float = Field(
+        ge=0, description="CPU frequency the DVFS backend actually applied, Hz."
+    )
+    measured_energy_j: Optional[float] = Field(
+        default=None,
+        ge=0,
+        description="Energy of local training measured by the board's meter (e.g. INA3221), J; "
+        "None where the board has no meter.",
+    )
+    meter: str = Field(default="none", description="The meter that measured it: ina3221 or none.")
     secagg_advertise: Optional[str] = Field(
         default=None, description="First secure-aggregation message, base64."
     )

@@ -30,6 +30,7 @@ __all__ = [
     "DatasetSpec",
     "ExperimentSpec",
     "FLSpec",
+    "LinkSpec",
     "ModelSpec",
     "RadioSpec",
     "SecureAggregationSpec",
@@ -167,7 +168,9 @@ class FLSpec(_Strict):
     learning_rate: float = Field(default=0.05, gt=0)
     momentum: float = Field(default=0.0, ge=0, lt=1)
     clients_per_round: Optional[int] = Field(default=None, ge=1, description="Default: all UEs.")
-    round_deadline_s: float = Field(default=120.0, gt=0, description="Wall-clock round deadline.")
+    round_deadline_s: float = Field(
+        default=120.0, gt=0, description="Wall-clock deadline of each stage, s (crash dropouts)."
+    )
 
 
 class AblationSpec(_Strict):
@@ -183,6 +186,11 @@ class AlgorithmSpec(_Strict):
     bandwidth: Literal["softmax", "exact"] = "softmax"
     power: Literal["drl", "max", "convex"] = "drl"
     ablation: AblationSpec = Field(default_factory=AblationSpec)
+    policy: Optional[str] = Field(
+        default=None,
+        description="Power-policy file (or name in TESTBED_POLICY_DIR) to start from, e.g. one "
+        "from `testbed train power-policy`; none: an untrained policy that learns online.",
+    )
 
 
 class WeightsSpec(_Strict):
@@ -202,6 +210,43 @@ class SecureAggregationSpec(_Strict):
     )
     clip: float = Field(default=1.0, gt=0, description="Clipping bound of each coordinate.")
     fraction_bits: int = Field(default=16, ge=1, le=40)
+
+
+#: MCS tables of the link layer (3GPP TS 38.214 Tables 5.1.3.1-1 and 5.1.3.1-2).
+MCS_TABLES = ("nr-64qam", "nr-256qam")
+
+
+class LinkSpec(_Strict):
+    """The link layer (DESIGN section 12): which planned updates the radio really carries."""
+
+    enabled: bool = Field(
+        default=True, description="Off: every reported update arrives (no MCS, no HARQ)."
+    )
+    mcs_table: Literal["nr-64qam", "nr-256qam"] = Field(
+        default="nr-64qam", description="5G NR PUSCH MCS table (TS 38.214 5.1.3.1-1 or -2)."
+    )
+    backoff_db: float = Field(
+        default=3.0, ge=0, le=30, description="Margin below the planned SINR for the MCS, dB."
+    )
+    tbs_bits: int = Field(
+        default=8448, ge=64, le=1_000_000, description="Transport block size, bit."
+    )
+    harq_max_retx: int = Field(default=3, ge=0, le=16, description="HARQ retransmissions.")
+    chase_combining: bool = Field(
+        default=True, description="Retries of a block add their SINRs (HARQ Chase combining)."
+    )
+    deadline_s: Optional[float] = Field(
+        default=None,
+        gt=0,
+        le=1e6,
+        description="Modelled round deadline, s; none: deadline_factor x the planned latency.",
+    )
+    deadline_factor: float = Field(
+        default=1.5,
+        ge=1.0,
+        le=100.0,
+        description="Deadline derived from the plan: this x the planned round latency.",
+    )
 
 
 def _default_backend() -> SimBackendSpec:
@@ -224,6 +269,7 @@ class ExperimentSpec(_Strict):
     fl: FLSpec = Field(default_factory=FLSpec)
     algorithm: AlgorithmSpec = Field(default_factory=AlgorithmSpec)
     weights: WeightsSpec = Field(default_factory=WeightsSpec)
+    link: LinkSpec = Field(default_factory=LinkSpec)
     secure_aggregation: SecureAggregationSpec = Field(default_factory=SecureAggregationSpec)
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sim_backend.air import true_gains
 from sim_backend.config import SimConfig, thermal_noise_w
 from sim_backend.csi_only import CSIOnlyBatch, CSIOnlySimulator
 from sim_backend.fading import bessel_j0, jakes_rho, path_loss_db
@@ -35,6 +36,7 @@ __all__ = [
     "path_loss_db",
     "pilot_matrix",
     "thermal_noise_w",
+    "true_gains",
 ]
 
 

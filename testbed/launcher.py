@@ -27,8 +27,9 @@ from typing import IO, Any
 import httpx
 import yaml
 
-from protocol.spec import ExperimentSpec
-from testbed.results import write_metrics, write_plots, write_summary
+from protocol.profiles import BUILTIN_PROFILES
+from protocol.spec import ExperimentSpec, UESpec, UHDBackendSpec
+from testbed.results import summarise, write_metrics, write_plots, write_summary
 
 __all__ = ["LaunchError", "Processes", "free_port", "run_experiment"]
 
@@ -128,21 +129,30 @@ def wait_ready(url: str, procs: Processes, name: str, timeout_s: float = _READY_
     raise LaunchError(f"{name} not ready after {timeout_s:g} s:\n{procs.tail(name)}")
 
 
-def start_ap_cluster(spec: ExperimentSpec, workdir: Path, procs: Processes) -> list[str]:
-    """Write the cluster file and start `testbed ap serve`; return the CSI endpoints."""
+def start_ap_cluster(
+    spec: ExperimentSpec, workdir: Path, procs: Processes
+) -> tuple[list[str], str | None]:
+    """Write the cluster file and start `testbed ap serve`; the CSI endpoints and the air's.
+
+    With the sim backend the cluster also serves the simulated air (the true channel the link
+    layer's blocks see); on hardware there is none (the controller uses the APs' measurements).
+    """
     from ap_cluster import cluster_config_from_spec
 
-    config = cluster_config_from_spec(spec, pub_base_port=free_port())
+    sim = not isinstance(spec.backend, UHDBackendSpec)
+    config = cluster_config_from_spec(
+        spec, pub_base_port=free_port(), air_port=free_port() if sim else None
+    )
     path = workdir / "cluster.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     procs.start("ap_cluster", [*_testbed(), "ap", "serve", "--cluster", str(path)], {})
-    return list(config.endpoints())
+    return list(config.endpoints()), config.air_endpoint()
 
 
 def controller_env(
-    workdir: Path, port: int, csi: list[str], token: str, enrol: str
+    workdir: Path, port: int, csi: list[str], token: str, enrol: str, air: str | None = None
 ) -> dict[str, str]:
-    return {
+    env = {
         "TESTBED_CONTROLLER_HOST": "127.0.0.1",
         "TESTBED_CONTROLLER_PORT": str(port),
         "TESTBED_CONTROLLER_TOKEN": token,
@@ -151,6 +161,9 @@ def controller_env(
         "TESTBED_CONTROLLER_DATA_DIR": str(workdir / "controller"),
         "TESTBED_CONTROLLER_CSI_ENDPOINTS": json.dumps(csi),
     }
+    if air is not None:
+        env["TESTBED_CONTROLLER_AIR_ENDPOINT"] = air
+    return env
 
 
 def start_controller(procs: Processes, env: dict[str, str]) -> None:
@@ -161,10 +174,17 @@ def start_controller(procs: Processes, env: dict[str, str]) -> None:
     )
 
 
-def start_agent(procs: Processes, ue_id: str, url: str, enrol: str, workdir: Path) -> None:
+def start_agent(procs: Processes, ue: UESpec, url: str, enrol: str, workdir: Path) -> None:
+    """One agent playing ``ue``: its device profile's DVFS levels on a simulated backend.
+
+    (A custom profile's levels live in the spec only; such an agent runs the rpi4 levels and
+    the controller models it with its own profile.)
+    """
+    profile = ue.profile if ue.profile in BUILTIN_PROFILES else "sim"
+    argv = [*_testbed(), "agent", "run", "--id", ue.id, "--profile", profile]
     procs.start(
-        f"agent-{ue_id}",
-        [*_testbed(), "agent", "run", "--id", ue_id, "--profile", "sim", "--controller", url],
+        f"agent-{ue.id}",
+        [*argv, "--dvfs", "simulated", "--controller", url],
         {
             "TESTBED_AGENT_ENROL_TOKEN": enrol,
             "TESTBED_AGENT_STATE_DIR": str(workdir / "agents"),
@@ -220,7 +240,9 @@ def follow(api: ControllerAPI, experiment_id: str, total: int, procs: Processes)
                 last = rounds[-1]
                 acc = last.get("accuracy")
                 bar.set_postfix(
-                    acc=f"{acc:.4f}" if acc is not None else "-", T=f"{last['latency_s']:.2f}s"
+                    acc=f"{acc:.4f}" if acc is not None else "-",
+                    T_model=f"{last['model_latency_s']:.2f}s",
+                    link_drop=last["link_dropouts"],
                 )
                 bar.update(exp["rounds_completed"] - done)
                 done = exp["rounds_completed"]
@@ -240,11 +262,11 @@ def run_experiment(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}"
     started = time.time()
     with processes(out / "logs") as procs:
-        csi = start_ap_cluster(spec, out, procs)
-        start_controller(procs, controller_env(out, port, csi, token, enrol))
+        csi, air = start_ap_cluster(spec, out, procs)
+        start_controller(procs, controller_env(out, port, csi, token, enrol, air))
         wait_ready(url, procs, "controller")
         for ue in spec.topology.ues:
-            start_agent(procs, ue.id, url, enrol, out)
+            start_agent(procs, ue, url, enrol, out)
         api = ControllerAPI(url, token)
         experiment_id = api.create(spec)
         api.start(experiment_id)
@@ -253,24 +275,15 @@ def run_experiment(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
     wall = time.time() - started
     write_metrics(rounds, out / "metrics.csv")
     plots = write_plots(rounds, [ue.id for ue in spec.topology.ues], out)
-    accuracies = [r["accuracy"] for r in rounds if r.get("accuracy") is not None]
     summary = {
         "experiment_id": experiment_id,
         "status": final["status"],
         "error": final.get("error"),
         "algorithm": spec.algorithm.name,
-        "rounds_completed": len(rounds),
-        "final_accuracy": accuracies[-1] if accuracies else None,
-        "best_accuracy": max(accuracies) if accuracies else None,
-        "wall_time_s": round(wall, 1),
-        "mean_round_wall_s": float(sum(r["wall_s"] for r in rounds) / len(rounds))
-        if rounds
-        else None,
-        "mean_overhead_s": float(sum(r["overhead_s"] for r in rounds) / len(rounds))
-        if rounds
-        else None,
-        "total_energy_j": float(sum(r["energy_j"] for r in rounds)),
+        **summarise(rounds),
+        "measured_wall_time_s": round(wall, 1),
         "secure_aggregation": spec.secure_aggregation.enabled,
+        "link_layer": spec.link.enabled,
         "plots": [p.name for p in plots],
     }
     write_summary(summary, out / "summary.json")

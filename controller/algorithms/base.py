@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from controller.aggregation import AggregationRule, FedAvg
 from controller.allocation.instance import Allocation, AllocationInstance
+from controller.policy.policy import PowerPolicy
 from protocol.arrays import NDArrayFloat
 
 __all__ = ["Algorithm"]
@@ -22,11 +23,14 @@ class Algorithm(ABC):
     The round engine calls, every round ``t``:
 
     1. :meth:`select_clients` -> the ids that train this round;
-    2. :meth:`allocate` on the instance of those clients -> an :class:`Allocation`;
+    2. :meth:`allocate` on the instance of those clients (and their last link outcome) ->
+       an :class:`Allocation`;
     3. :meth:`aggregation_weights` from their reported losses and data sizes -> ``q``;
     4. :meth:`observe` with the round's reward ``R_t`` (online DRL update; no-op otherwise).
 
-    ``fedprox_mu`` is the proximal weight to send with the round task (0 unless FedProx).
+    ``fedprox_mu`` is the proximal weight to send with the round task (0 unless FedProx);
+    ``policy`` is the learning power policy where the algorithm has one (saved with every
+    round and resumed after a restart by the driver).
     """
 
     #: Algorithm name as in the experiment spec (``algorithm.name``).
@@ -35,6 +39,7 @@ class Algorithm(ABC):
     def __init__(self, aggregation: AggregationRule | None = None, *, seed: int = 0) -> None:
         self.aggregation = aggregation or FedAvg()
         self.seed = seed
+        self.policy: PowerPolicy | None = None
 
     @property
     def fedprox_mu(self) -> float:
@@ -65,16 +70,35 @@ class Algorithm(ABC):
         return [user_ids[int(i)] for i in chosen]
 
     @abstractmethod
-    def allocate(self, instance: AllocationInstance) -> Allocation:
-        """Bandwidth, power and frequency of every user of ``instance`` this round."""
+    def allocate(
+        self, instance: AllocationInstance, *, link_state: NDArrayFloat | None = None
+    ) -> Allocation:
+        """Bandwidth, power and frequency of every user of ``instance`` this round.
+
+        ``link_state``: ``[U, 3]`` each user's last link outcome (see
+        ``controller.round.link_features``; zeros for none), for policies that learn from it.
+        """
 
     def aggregation_weights(self, losses: npt.ArrayLike, data_sizes: npt.ArrayLike) -> NDArrayFloat:
         """``[U]`` weights (sum 1) of the clients' updates from their losses and data sizes."""
         return self.aggregation.weights(losses, data_sizes)
 
-    def observe(self, reward: float) -> None:  # noqa: B027 - deliberate no-op default
-        """The reward ``R_t`` of the last allocation (for learning strategies)."""
+    def observe(self, reward: float) -> float | None:
+        """The reward ``R_t`` of the last allocation; the policy learns from it.
+
+        Returns the reward the policy learnt from, or None for algorithms without a policy.
+        """
+        if self.policy is None or self.policy.pending is None:
+            return None
+        self.policy.observe(reward)
+        return reward
 
     def save_policy(self, path: str | Path) -> Path | None:
-        """Write the learned policy, if the strategy has one; returns the path or None."""
-        return None
+        """Write the learned policy, if the algorithm has one; returns the path or None."""
+        return self.policy.save(path) if self.policy is not None else None
+
+    def resume_policy(self, path: str | Path) -> None:
+        """Continue from the policy saved at ``path`` (weights, optimiser, exploration state)."""
+        if self.policy is None:
+            raise ValueError(f"`policy`: algorithm {self.name} has no power policy to resume")
+        self.policy = PowerPolicy.load(path)

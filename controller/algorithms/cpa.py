@@ -5,6 +5,7 @@ from __future__ import annotations
 from controller.algorithms.base import Algorithm
 from controller.allocation.instance import Allocation, AllocationInstance
 from controller.allocation.power import convex_power
+from protocol.arrays import NDArrayFloat
 
 __all__ = ["ConvexPowerOnly"]
 
@@ -14,5 +15,7 @@ class ConvexPowerOnly(Algorithm):
 
     name = "cpa"
 
-    def allocate(self, instance: AllocationInstance) -> Allocation:
+    def allocate(
+        self, instance: AllocationInstance, *, link_state: NDArrayFloat | None = None
+    ) -> Allocation:
         return convex_power(instance, bandwidth="uniform", csm=False)

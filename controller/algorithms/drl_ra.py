@@ -9,6 +9,7 @@ from controller.allocation.bandwidth import softmax
 from controller.allocation.fusion import fuse
 from controller.allocation.instance import Allocation, AllocationInstance
 from controller.policy.policy import PowerPolicy, PowerPolicyConfig
+from protocol.arrays import NDArrayFloat
 
 __all__ = ["DRLResourceAllocation"]
 
@@ -33,14 +34,11 @@ class DRLResourceAllocation(Algorithm):
             self.policy = PowerPolicy(PowerPolicyConfig(seed=seed, bandwidth_head=True))
         self.explore = explore
 
-    def allocate(self, instance: AllocationInstance) -> Allocation:
-        act = self.policy.act(instance, explore=self.explore)
+    def allocate(
+        self, instance: AllocationInstance, *, link_state: NDArrayFloat | None = None
+    ) -> Allocation:
+        assert self.policy is not None
+        act = self.policy.act(instance, link_state=link_state, explore=self.explore)
         assert act.bandwidth_logits is not None
         b = softmax(act.bandwidth_logits, instance.bandwidth_hz)
         return fuse(instance, act.power_w, bandwidth_hz=b, resolve=None, csm=False)
-
-    def observe(self, reward: float) -> None:
-        self.policy.observe(reward)
-
-    def save_policy(self, path: str | Path) -> Path | None:
-        return self.policy.save(path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from controller.algorithms.base import Algorithm
 from controller.allocation.instance import Allocation, AllocationInstance
 from controller.allocation.power import convex_power
+from protocol.arrays import NDArrayFloat
 
 __all__ = ["JointCommComp"]
 
@@ -17,5 +18,7 @@ class JointCommComp(Algorithm):
 
     name = "jcc"
 
-    def allocate(self, instance: AllocationInstance) -> Allocation:
+    def allocate(
+        self, instance: AllocationInstance, *, link_state: NDArrayFloat | None = None
+    ) -> Allocation:
         return convex_power(instance, bandwidth="exact", csm=True)

@@ -19,6 +19,7 @@ from controller.allocation.instance import Allocation, AllocationInstance
 from controller.allocation.pipeline import BandwidthMode, allocate_for_power
 from controller.allocation.power import convex_power, max_power
 from controller.policy.policy import PowerPolicy, PowerPolicyConfig
+from protocol.arrays import NDArrayFloat
 from protocol.spec import AlgorithmSpec, WeightsSpec
 
 __all__ = ["Proposed"]
@@ -46,7 +47,6 @@ class Proposed(Algorithm):
         self.power = "convex" if (abl.no_drl and power == "drl") else power
         self.csm = not abl.no_csm
         self.explore = explore
-        self.policy: PowerPolicy | None = None
         if self.power == "drl":
             self.policy = (
                 PowerPolicy.load(policy_path)
@@ -54,7 +54,9 @@ class Proposed(Algorithm):
                 else PowerPolicy(PowerPolicyConfig(seed=seed))
             )
 
-    def allocate(self, instance: AllocationInstance) -> Allocation:
+    def allocate(
+        self, instance: AllocationInstance, *, link_state: NDArrayFloat | None = None
+    ) -> Allocation:
         if self.power == "max":
             return allocate_for_power(
                 instance, max_power(instance), bandwidth=self.bandwidth, csm=self.csm
@@ -62,12 +64,5 @@ class Proposed(Algorithm):
         if self.power == "convex":
             return convex_power(instance, bandwidth=self.bandwidth, csm=self.csm)
         assert self.policy is not None
-        act = self.policy.act(instance, explore=self.explore)
+        act = self.policy.act(instance, link_state=link_state, explore=self.explore)
         return fuse(instance, act.power_w, resolve=self.bandwidth, csm=self.csm)
-
-    def observe(self, reward: float) -> None:
-        if self.policy is not None:
-            self.policy.observe(reward)
-
-    def save_policy(self, path: str | Path) -> Path | None:
-        return self.policy.save(path) if self.policy is not None else None

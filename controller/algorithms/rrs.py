@@ -10,6 +10,7 @@ from controller.algorithms.base import Algorithm
 from controller.allocation.instance import Allocation, AllocationInstance
 from controller.allocation.pipeline import allocate_for_power
 from controller.allocation.power import max_power
+from protocol.arrays import NDArrayFloat
 
 __all__ = ["RoundRobin"]
 
@@ -31,5 +32,7 @@ class RoundRobin(Algorithm):
         idx = sorted((start + np.arange(k)) % n)
         return [user_ids[int(i)] for i in idx]
 
-    def allocate(self, instance: AllocationInstance) -> Allocation:
+    def allocate(
+        self, instance: AllocationInstance, *, link_state: NDArrayFloat | None = None
+    ) -> Allocation:
         return allocate_for_power(instance, max_power(instance), bandwidth="uniform", csm=False)

@@ -26,35 +26,37 @@ class ExperimentPublic(BaseModel):
 
 
 class RoundPublic(BaseModel):
+    """One committed round. ``model_*``: modelled (system model, link layer); ``measured_*``,
+    ``wall_s`` and ``overhead_s``: measured (wall clock, energy meters)."""
+
     index: int
     accuracy: float | None
     loss: float | None
-    latency_s: float
-    energy_j: float
     fairness_var: float | None
-    dropouts: int
+    model_latency_s: float
+    model_energy_j: float
+    model_time_s: float
+    mean_mcs_index: float | None
+    measured_train_s: float
+    measured_energy_j: float | None
     overhead_s: float
     wall_s: float
+    link_dropouts: int
+    crash_dropouts: int
+    updated: bool
     reward: float | None
     allocation: dict[str, Any] | None = None
     details: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: RoundRow, full: bool = True) -> RoundPublic:
-        return cls(
-            index=row.index,
-            accuracy=row.accuracy,
-            loss=row.loss,
-            latency_s=row.latency_s,
-            energy_j=row.energy_j,
-            fairness_var=row.fairness_var,
-            dropouts=row.dropouts,
-            overhead_s=row.overhead_s,
-            wall_s=row.wall_s,
-            reward=row.reward,
-            allocation=row.allocation if full else None,
-            details=row.details if full else None,
-        )
+        fields = {k: getattr(row, k) for k in cls.model_fields if k not in _FULL_ONLY}
+        if full:
+            fields.update(allocation=row.allocation, details=row.details)
+        return cls(**fields)
+
+
+_FULL_ONLY = ("allocation", "details")
 
 
 class AgentPublic(BaseModel):

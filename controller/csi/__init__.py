@@ -11,7 +11,13 @@ Typical use (``controller.csi_source`` wraps this for the round engine)::
 
 from __future__ import annotations
 
-from controller.csi.gain import combined_gain, snr_per_watt, thermal_noise_w
+from controller.csi.gain import (
+    averaged_gain,
+    combined_gain,
+    message_snr_per_watt,
+    snr_per_watt,
+    thermal_noise_w,
+)
 from controller.csi.store import CSICounters, CSISnapshot, CSIStore
 from controller.csi.subscriber import CSISubscriber
 
@@ -20,7 +26,9 @@ __all__ = [
     "CSISnapshot",
     "CSIStore",
     "CSISubscriber",
+    "averaged_gain",
     "combined_gain",
+    "message_snr_per_watt",
     "snr_per_watt",
     "thermal_noise_w",
 ]

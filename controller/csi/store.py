@@ -3,14 +3,16 @@
 :class:`CSIStore` takes raw ZeroMQ messages, validates each one (decoding, version, shapes,
 finiteness, known AP, known UEs, expected antenna count, increasing frame numbers), counts
 every rejected message by kind, and never raises. :meth:`CSIStore.snapshot` assembles the
-latest CSI as an ``[L, N_max, U]`` (AP x antenna x UE) matrix with per-AP staleness.
+latest CSI as an ``[L, N_max, U]`` (AP x antenna x UE) matrix with per-AP staleness;
+:meth:`CSIStore.history` gives each AP's last accepted messages (``controller.air.MeasuredAir``
+reads the channel at past frames from them).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -83,6 +85,8 @@ class CSIStore:
         n_ant: expected antennas per AP (``{ap_id: n}``); ``None``: any, per message.
         max_age_s: an AP whose latest message is older is stale (s).
         clock: monotonic clock, s (tests inject one).
+        history: accepted messages kept per AP, oldest dropped first (>= 1); an AP that
+            restarts (its frame numbers start again) starts a new history.
     """
 
     def __init__(
@@ -93,9 +97,12 @@ class CSIStore:
         n_ant: Mapping[str, int] | None = None,
         max_age_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        history: int = 256,
     ) -> None:
         if max_age_s <= 0:
             raise ValueError("`max_age_s` must be positive.")
+        if history < 1:
+            raise ValueError(f"`history` must be >= 1, got {history}.")
         self._fixed_aps = ap_ids is not None
         self._ap_list: list[str] = list(ap_ids or [])
         self._fixed_ues = ue_ids is not None
@@ -105,6 +112,8 @@ class CSIStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._latest: dict[str, _Latest] = {}
+        self._history_len = history
+        self._history: dict[str, deque[CSIMessage]] = {}
         self._counts: Counter[str] = Counter()
         self._reasons: Counter[str] = Counter()
 
@@ -157,10 +166,13 @@ class CSIStore:
                     self._reasons["stale"] += 1
                     return False
                 self._counts["resets"] += 1  # the AP restarted: its frames count from 0 again
+                self._history.pop(msg.ap_id, None)
             self._ue_ids.extend(unknown)
             if msg.ap_id not in self._ap_list:
                 self._ap_list.append(msg.ap_id)
             self._latest[msg.ap_id] = _Latest(msg, now)
+            past = self._history.setdefault(msg.ap_id, deque(maxlen=self._history_len))
+            past.append(msg)
             self._counts["accepted"] += 1
         return True
 
@@ -192,6 +204,16 @@ class CSIStore:
         with self._lock:
             got = self._latest.get(ap_id)
         return None if got is None else got.msg
+
+    def history(self, ap_id: str) -> list[CSIMessage]:
+        """AP ``ap_id``'s last accepted messages, oldest first (increasing ``frame``)."""
+        with self._lock:
+            return list(self._history.get(ap_id, ()))
+
+    def histories(self) -> dict[str, list[CSIMessage]]:
+        """``{ap_id: history(ap_id)}`` for every AP with a message, taken at one instant."""
+        with self._lock:
+            return {a: list(d) for a, d in self._history.items()}
 
     def snapshot(self) -> CSISnapshot:
         """The latest CSI of every AP as one matrix (see :class:`CSISnapshot`)."""

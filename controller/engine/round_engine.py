@@ -1,34 +1,47 @@
-"""The round engine: Algorithm 1 of DESIGN section 8, one experiment per thread.
+"""The networked round driver: the round core of DESIGN section 8 over the task board.
 
-Each round: refresh CSI and agent liveness; select clients; CRA and CSM allocate (P, B, f);
-agents train and report their losses; FAL weights come back; the weighted updates are summed
-(securely or in the clear); the new global model is evaluated by the agents on their test
-shards; the reward updates the power policy; and the round, its allocation and the new model
-are committed in one transaction before the next round starts. Agents that miss a deadline are
-dropouts: the round completes without them.
+One experiment per thread. The driver does only I/O: it waits for agents, asks the CSI source
+for the latest estimates and the air for the true channel, publishes the stages of a round on
+the task board, parses what the agents send, and commits. Every decision (clients, allocation,
+link outcome, weights, the update, the metrics and the reward) is a call to
+:mod:`controller.round`.
+
+A round: select; plan (CRA, CSM, MCS); ``train``; link (the radio decides which updates
+arrive); weights over the arrived; the upload stages (secure aggregation: every reporter shares
+keys, only arrived updates are masked and sent, the protocol recovers the sum without the
+rest); ``evaluate`` the new model; record; the power policy learns from the reward and is saved;
+the round, its plan, the model and the policy are committed in one transaction before the next
+round starts. When fewer updates arrive than the aggregation needs, the round is committed
+without a model update (the model and its accuracy carry over). Agents that crash or miss the
+wall-clock stage deadline are crash dropouts; the radio's losses are link dropouts.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from controller import round as core
+from controller.air import AirChannel, AirUnavailableError
+from controller.algorithms import Algorithm
 from controller.db import Database, ExperimentRow, RoundRow
+from controller.engine import tasks as wire
 from controller.engine.aggregation import AggregationError, RoundAggregation, plain_aggregation
 from controller.engine.board import StageKey, TaskBoard
-from controller.engine.instances import build_instance
 from controller.engine.liveness import AgentDirectory
 from controller.models_store import ModelStore
+from controller.round import ClientReport, LinkResult, RoundPlan, RoundRecord
 from protocol import tensorfile
-from protocol.rounds import EvalReport, EvalTask, Task, TrainReport, TrainTask
+from protocol.arrays import NDArrayFloat
+from protocol.rounds import EvalReport, Task
 from protocol.spec import DATASET_TRAIN_SIZES, ExperimentSpec
 
 __all__ = ["CSISource", "RoundEngine", "RoundFailedError"]
@@ -56,17 +69,41 @@ AggregationFactory = Callable[
 
 @dataclass
 class _RoundState:
-    """What one attempt of a round has gathered so far."""
+    """What one attempt of a round has gathered so far (read by the REST routes)."""
 
     index: int
     attempt: int
     started: float = field(default_factory=time.time)
     details: dict[str, Any] = field(default_factory=dict)
     selected: list[str] = field(default_factory=list)
-    allocation: dict[str, Any] = field(default_factory=dict)
-    reports: dict[str, TrainReport] = field(default_factory=dict)
-    weight_of: dict[str, float] = field(default_factory=dict)
-    contributors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Carry:
+    """What a round takes from the last committed one (restored from the database)."""
+
+    model_time_s: float = 0.0
+    accuracy: float | None = None
+    loss: float | None = None
+    fairness_var: float | None = None
+    history: dict[str, NDArrayFloat] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: RoundRow | None) -> _Carry:
+        if row is None:
+            return cls()
+        return cls(
+            model_time_s=row.model_time_s,
+            accuracy=row.accuracy,
+            loss=row.loss,
+            fairness_var=row.fairness_var,
+            history=_history((row.details or {}).get("link_features", {})),
+        )
+
+
+def _history(features: dict[str, list[float]]) -> dict[str, NDArrayFloat]:
+    """The power policy's link state per UE from its JSON form in a round's details."""
+    return {u: np.asarray(v, dtype=np.float64) for u, v in features.items()}
 
 
 class RoundEngine:
@@ -83,12 +120,18 @@ class RoundEngine:
         agents: AgentDirectory,
         csi: CSISource,
         aggregation: AggregationFactory = plain_aggregation,
-        strategy: Any,
+        algorithm: Algorithm,
+        air: AirChannel | None = None,
+        policy_dir: Path | None = None,
+        policy_source: str = "none",
     ) -> None:
         self.experiment_id = experiment_id
         self.spec = spec
         self._db, self._store, self._board, self._agents = db, store, board, agents
-        self._csi, self._aggregation, self._strategy = csi, aggregation, strategy
+        self._csi, self._aggregation, self._algorithm = csi, aggregation, algorithm
+        self._air = air
+        self._policy_dir = policy_dir
+        self._policy_source = policy_source
         self.stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._rng = np.random.default_rng(spec.seed)
@@ -97,6 +140,9 @@ class RoundEngine:
         guess = spec.dataset.samples_per_client or size // len(self._ue_ids)
         self._samples = dict.fromkeys(self._ue_ids, guess)
         self.current: _RoundState | None = None
+        with db.session() as s:
+            rounds = db.rounds(s, experiment_id)
+            self._carry = _Carry.from_row(rounds[-1] if rounds else None)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -187,14 +233,8 @@ class RoundEngine:
         return got
 
     def _base_task(self, state: _RoundState, stage: str, clients: list[str]) -> Task:
-        return Task(
-            experiment_id=self.experiment_id,
-            round=state.index,
-            attempt=state.attempt,
-            stage=stage,
-            model_name=self.spec.model.name,
-            seed=self.spec.seed,
-            clients=clients,
+        return wire.base_task(
+            self.spec, self.experiment_id, state.index, state.attempt, stage, clients
         )
 
     # -- first round: the initial model -----------------------------------------------------
@@ -228,7 +268,7 @@ class RoundEngine:
 
     # -- one round ----------------------------------------------------------------------------
     def _run_round(self, index: int, version: int) -> None:
-        spec = self.spec
+        spec, algorithm = self.spec, self._algorithm
         state = _RoundState(index=index, attempt=int(time.time() * 1000) % 2**31)
         self.current = state
         need = spec.secagg_threshold if spec.secure_aggregation.enabled else 1
@@ -236,15 +276,22 @@ class RoundEngine:
         alive = self._wait_for_agents(need, _ENROL_WAIT_S if index == 0 else _ROUND_WAIT_S)
         if len(alive) < need:
             raise RoundFailedError(f"{len(alive)} agents alive, {need} needed")
-        ues = sorted(alive, key=self._ue_ids.index)
-        k = min(spec.clients_per_round, len(ues))
-        selected = list(self._strategy.select_clients(index, ues, k, self._rng))
-        state.selected = selected
+        state.selected = selected = core.select(algorithm, spec, index, list(alive), self._rng)
         tensors, order = self._store.load(self.experiment_id, version)
         dim = int(sum(int(np.prod(tensors[k].shape)) for k in order))
         gains, csi_info = self._csi(selected)
         state.details["csi"] = csi_info
-        state.allocation = self._allocate(selected, gains, update_bits=32.0 * dim)
+        plan = core.plan(
+            algorithm,
+            spec,
+            index=index,
+            ue_ids=selected,
+            gains=gains,
+            samples=self._samples,
+            update_bits=32.0 * dim,
+            anchor_frame=_anchor_frame(csi_info),
+            history=self._carry.history,
+        )
         identities = {u: self._agents.public_key_raw(alive[u]) for u in selected}
         try:
             agg = self._aggregation(
@@ -253,108 +300,127 @@ class RoundEngine:
         except AggregationError as err:
             raise RoundFailedError(str(err)) from None
 
-        state.reports = reports = self._train(state, alive, version, agg.setup_inputs())
-        adverts = {
-            u: base64.b64decode(r.secagg_advertise)
-            for u, r in reports.items()
-            if r.secagg_advertise
-        }
-        try:
-            bad = set(agg.receive_setup(adverts))
-        except AggregationError as err:
-            raise RoundFailedError(f"advertise keys: {err}") from None
-        survivors = [u for u in selected if u in reports and u not in bad]
-        if len(survivors) < need:
-            raise RoundFailedError(
-                f"{len(survivors)} of {len(selected)} clients reported, {need} needed"
+        reports = self._train(state, plan, alive, version, agg)
+        link = self._link(state, plan, reports)
+        weight_of = core.weights(algorithm, reports, link.arrived)
+        contributors: list[str] = []
+        new_flat = None
+        if len(link.arrived) >= need:
+            delta_sum, contributors = self._aggregate(state, agg, alive, weight_of, list(reports))
+            flat = tensorfile.flatten(tensors, order)
+            new_flat = core.apply_update(flat, delta_sum, weight_of, contributors)
+        else:
+            log.warning(
+                "round %d: %d of %d updates arrived, %d needed; committed without an update",
+                index,
+                len(link.arrived),
+                len(selected),
+                need,
             )
-        losses = np.array([reports[u].loss for u in survivors])
-        sizes = np.array([reports[u].samples for u in survivors], dtype=float)
-        weights = np.asarray(self._strategy.aggregation_weights(losses, sizes), dtype=float)
-        state.weight_of = dict(zip(survivors, weights.tolist(), strict=True))
-
-        delta_sum = self._aggregate(state, agg, alive)
-        total_weight = sum(state.weight_of[u] for u in state.contributors)
-        if total_weight <= 0:
-            raise RoundFailedError("the contributors' aggregation weights sum to zero")
-        flat = tensorfile.flatten(tensors, order) + (delta_sum / total_weight).astype(np.float32)
-        new_tensors = tensorfile.unflatten(flat, tensors, order)
-        evals = self._evaluate(state, alive, new_tensors, order, version + 1)
-        self._commit(state, evals)
-
-    def _allocate(
-        self, selected: list[str], gains: np.ndarray | None, update_bits: float
-    ) -> dict[str, Any]:
-        instance = build_instance(self.spec, selected, gains, self._samples, update_bits)
-        allocation = self._strategy.allocate(instance)
-        result: dict[str, Any] = allocation.to_dict()
-        result["ue_ids"] = selected
-        return result
+        updated = new_flat is not None
+        if new_flat is not None:
+            new_tensors = tensorfile.unflatten(new_flat, tensors, order)
+            self._store.stage_candidate(self.experiment_id, version + 1, new_tensors, order)
+            metrics = _eval_metrics(self._evaluate(state, alive, version + 1))
+        elif self._carry.accuracy is None:  # nothing to carry over yet: score the model as it is
+            metrics = _eval_metrics(self._evaluate(state, alive, version))
+        else:
+            metrics = (self._carry.accuracy, self._carry.loss, self._carry.fairness_var)
+        rec = core.record(
+            spec,
+            plan,
+            reports,
+            link,
+            contributors,
+            accuracy=metrics[0],
+            loss=metrics[1],
+            fairness_var=metrics[2],
+            previous_model_time_s=self._carry.model_time_s,
+            updated=updated,
+        )
+        algorithm.observe(rec.reward)
+        state.details.update(
+            selected=selected,
+            survivors=list(reports),
+            contributors=contributors,
+            losses={u: r.loss for u, r in reports.items()},
+            weights=weight_of,
+            train_s={u: r.measured_train_s for u, r in reports.items()},
+            link=link.to_record(),
+            link_features={u: v.tolist() for u, v in core.link_features(link).items()},
+            policy_source=self._policy_source,
+        )
+        self._commit(state, plan, rec, reports, updated)
 
     def _train(
         self,
         state: _RoundState,
+        plan: RoundPlan,
         alive: dict[str, str],
         version: int,
-        setup: dict[str, bytes | None],
-    ) -> dict[str, TrainReport]:
-        spec, selected, allocation = self.spec, state.selected, state.allocation
-        tasks: dict[str, Task] = {}
-        for i, ue in enumerate(selected):
-            task = self._base_task(state, "train", selected)
-            task.train = TrainTask(
-                ue_id=ue,
-                client_index=self._ue_ids.index(ue),
-                n_clients=len(self._ue_ids),
-                model_version=version,
-                model_name=spec.model.name,
-                dataset=spec.dataset.model_dump(mode="json"),
-                seed=spec.seed,
-                local_epochs=spec.fl.local_epochs,
-                batch_size=spec.fl.batch_size,
-                learning_rate=spec.fl.learning_rate,
-                momentum=spec.fl.momentum,
-                fedprox_mu=float(self._strategy.fedprox_mu),
-                freq_hz=float(allocation["freq_hz"][i]),
-                power_w=float(allocation["power_w"][i]),
-                bandwidth_hz=float(allocation["bandwidth_hz"][i]),
-                comm_latency_s=float(allocation.get("comm_latency_s", allocation["latency_s"])[i]),
-                secure_aggregation=spec.secure_aggregation.enabled,
-            )
-            blob = setup.get(ue)
-            task.secagg = base64.b64encode(blob).decode() if blob is not None else None
-            tasks[alive[ue]] = task
-        got = self._stage(state, "train", tasks, spec.fl.round_deadline_s)
-        agent_to_ue = {a: u for u, a in alive.items()}
-        reports: dict[str, TrainReport] = {}
-        for agent, body in got.items():
+        agg: RoundAggregation,
+    ) -> dict[str, ClientReport]:
+        """The ``train`` stage; the valid reports of clients whose key adverts were accepted."""
+        tasks = wire.train_tasks(
+            self.spec,
+            self.experiment_id,
+            state.attempt,
+            plan,
+            alive,
+            version,
+            float(self._algorithm.fedprox_mu),
+            agg.setup_inputs(),
+        )
+        got = self._stage(state, "train", tasks, self.spec.fl.round_deadline_s)
+        reports, adverts = wire.parse_train_reports(got, {a: u for u, a in alive.items()})
+        try:
+            bad = set(agg.receive_setup(adverts))
+        except AggregationError as err:
+            raise RoundFailedError(f"advertise keys: {err}") from None
+        for ue, r in reports.items():
+            self._samples[ue] = r.samples
+        return {u: r for u, r in reports.items() if u not in bad}
+
+    def _link(
+        self, state: _RoundState, plan: RoundPlan, reports: dict[str, ClientReport]
+    ) -> LinkResult:
+        """The link step: the true channel from the air, then the round core's outcome."""
+        request = core.link_request(plan, reports)
+        truth = None
+        if request is not None and self._air is not None:
+            ids = [u for u in plan.ue_ids if u in reports]
             try:
-                report = TrainReport.model_validate_json(body)
-            except ValueError as err:
-                log.warning("train report from %s rejected: %s", agent, err)
-                continue
-            if not math.isfinite(report.loss):
-                log.warning("train report from %s rejected: non-finite loss", agent)
-                continue
-            ue = agent_to_ue[agent]
-            reports[ue] = report
-            self._samples[ue] = report.samples
-        return reports
+                truth = self._air.true_gains(ids, request.frames)
+            except AirUnavailableError as err:
+                raise RoundFailedError(f"the air did not answer: {err}") from None
+        elif request is not None:
+            state.details["link_skipped"] = "no radio: the controller has no CSI or air endpoint"
+        if truth is None:
+            request = None
+        return core.resolve_link(self.spec, plan, reports, request, truth)
 
     def _aggregate(
-        self, state: _RoundState, agg: RoundAggregation, alive: dict[str, str]
-    ) -> np.ndarray:
-        """Run the upload stages; the sum of the weighted updates (float64, ``[dim]``)."""
-        survivors, weight_of = list(state.weight_of), state.weight_of
-        agent_to_ue = {alive[u]: u for u in survivors}
+        self,
+        state: _RoundState,
+        agg: RoundAggregation,
+        alive: dict[str, str],
+        weight_of: dict[str, float],
+        reporters: list[str],
+    ) -> tuple[NDArrayFloat, list[str]]:
+        """Run the upload stages; the sum of the weighted updates (``[dim]``) and its members.
+
+        Every reporter takes part in the key stages; only the clients whose updates arrived
+        (``weight_of``) send their (masked) update: the radio lost the others.
+        """
+        agent_to_ue = {alive[u]: u for u in reporters}
         for stage in agg.stages:
-            inputs = agg.inputs(stage)
+            carries_update = stage in _UPDATE_STAGES
             tasks = {}
-            for ue, blob in inputs.items():
-                if ue not in weight_of:  # did not report its loss: a dropout already
+            for ue, blob in agg.inputs(stage).items():
+                if ue not in (weight_of if carries_update else reporters):
                     continue
-                task = self._base_task(state, stage, survivors)
-                task.weight = weight_of[ue]
+                task = self._base_task(state, stage, reporters)
+                task.weight = weight_of.get(ue, 0.0)
                 task.secagg = base64.b64encode(blob).decode() if blob is not None else None
                 tasks[alive[ue]] = task
             got = self._stage(state, stage, tasks, self.spec.fl.round_deadline_s)
@@ -364,71 +430,42 @@ class RoundEngine:
                 raise RoundFailedError(f"{stage}: {err}") from None
             state.details.setdefault("rejected", {})[stage] = rejected
         try:
-            total, state.contributors = agg.result()
+            return agg.result()
         except AggregationError as err:
             raise RoundFailedError(str(err)) from None
-        return total
 
     def _evaluate(
+        self, state: _RoundState, alive: dict[str, str], version: int
+    ) -> dict[str, EvalReport]:
+        """Every live agent scores model ``version`` (committed, or the staged candidate)."""
+        tasks = wire.eval_tasks(
+            self.spec, self.experiment_id, state.index, state.attempt, alive, version
+        )
+        got = self._stage(state, "evaluate", tasks, _EVAL_DEADLINE_S)
+        return wire.parse_evals(got, {a: u for u, a in alive.items()})
+
+    def _save_policy(self, index: int) -> str | None:
+        """The power policy after round ``index``, written beside the models (None: no policy)."""
+        if self._policy_dir is None or self._algorithm.policy is None:
+            return None
+        path = self._policy_dir / self.experiment_id / f"policy-round{index:05d}.pt"
+        saved = self._algorithm.save_policy(path)
+        return str(saved) if saved is not None else None
+
+    def _commit(
         self,
         state: _RoundState,
-        alive: dict[str, str],
-        tensors: dict[str, np.ndarray],
-        order: list[str],
-        version: int,
-    ) -> dict[str, EvalReport]:
-        self._store.stage_candidate(self.experiment_id, version, tensors, order)
-        agents = list(alive.values())
-        agent_to_ue = {a: u for u, a in alive.items()}
-        dataset = self.spec.dataset.model_dump(mode="json")
-        tasks = {}
-        for i, agent in enumerate(agents):
-            task = self._base_task(state, "evaluate", agents)
-            task.evaluate = EvalTask(
-                model_version=version,
-                shard_index=i,
-                n_shards=len(agents),
-                client_index=self._ue_ids.index(agent_to_ue[agent]),
-                n_clients=len(self._ue_ids),
-                dataset=dataset,
-            )
-            tasks[agent] = task
-        got = self._stage(state, "evaluate", tasks, _EVAL_DEADLINE_S)
-        out = {}
-        for agent, body in got.items():
-            try:
-                out[agent_to_ue[agent]] = EvalReport.model_validate_json(body)
-            except ValueError as err:
-                log.warning("evaluation from %s rejected: %s", agent, err)
-        return out
-
-    def _commit(self, state: _RoundState, evals: dict[str, EvalReport]) -> None:
-        allocation, reports, contributors = state.allocation, state.reports, state.contributors
-        survivors, selected = list(state.weight_of), state.selected
-        w = self.spec.weights
-        total = sum(e.total for e in evals.values())
-        accuracy = sum(e.correct for e in evals.values()) / total if total else None
-        test_loss = sum(e.test_loss * e.total for e in evals.values()) / total if total else None
-        train_losses = [e.train_loss for e in evals.values()]
-        fairness = float(np.var(train_losses)) if train_losses else None
-        latency = float(allocation["round_latency_s"])
-        energy = float(sum(reports[u].energy_j for u in contributors))
-        sum_latency = float(sum(allocation["latency_s"]))
-        reward = (w.alpha * (accuracy or 0.0)) - w.beta * energy - w.gamma * sum_latency
-        self._strategy.observe(reward)
+        plan: RoundPlan,
+        rec: RoundRecord,
+        reports: dict[str, ClientReport],
+        updated: bool,
+    ) -> None:
         wall = time.time() - state.started
-        train_wall = max((reports[u].train_s for u in survivors), default=0.0)
-        state.details.update(
-            selected=selected,
-            survivors=survivors,
-            contributors=contributors,
-            losses={u: reports[u].loss for u in survivors},
-            weights=state.weight_of,
-            eval_coverage=total,
-            train_s={u: reports[u].train_s for u in survivors},
-            test_loss=test_loss,
+        slowest = max((r.measured_train_s for r in reports.values()), default=0.0)
+        policy_path = self._save_policy(state.index)
+        model_path = (
+            self._store.commit_candidate(self.experiment_id, state.index + 1) if updated else None
         )
-        path = self._store.commit_candidate(self.experiment_id, state.index + 1)
         with self._db.session() as s:
             exp = s.get(ExperimentRow, self.experiment_id)
             if exp is None or exp.next_round != state.index:
@@ -436,29 +473,71 @@ class RoundEngine:
             s.add(
                 RoundRow(
                     experiment_id=self.experiment_id,
-                    index=state.index,
-                    accuracy=accuracy,
-                    loss=test_loss,
-                    latency_s=latency,
-                    energy_j=energy,
-                    fairness_var=fairness,
-                    dropouts=len(selected) - len(contributors),
-                    overhead_s=max(0.0, wall - train_wall),
+                    index=rec.index,
+                    accuracy=rec.accuracy,
+                    loss=rec.loss,
+                    fairness_var=rec.fairness_var,
+                    model_latency_s=rec.model_latency_s,
+                    model_energy_j=rec.model_energy_j,
+                    model_time_s=rec.model_time_s,
+                    mean_mcs_index=rec.mean_mcs_index,
+                    measured_train_s=rec.measured_train_s,
+                    measured_energy_j=rec.measured_energy_j,
+                    overhead_s=max(0.0, wall - slowest),
                     wall_s=wall,
-                    reward=reward,
-                    allocation=allocation,
+                    link_dropouts=rec.link_dropouts,
+                    crash_dropouts=rec.crash_dropouts,
+                    updated=rec.updated,
+                    reward=rec.reward,
+                    allocation=plan.to_record(),
                     details=state.details,
                 )
             )
             exp.next_round = state.index + 1
-            exp.model_version = state.index + 1
-            exp.model_path = str(path)
+            if model_path is not None:
+                exp.model_version = state.index + 1
+                exp.model_path = str(model_path)
+            if policy_path is not None:
+                exp.policy_path = policy_path
+        self._carry = _Carry(
+            model_time_s=rec.model_time_s,
+            accuracy=rec.accuracy,
+            loss=rec.loss,
+            fairness_var=rec.fairness_var,
+            history=_history(state.details["link_features"]),
+        )
         log.info(
-            "experiment %s round %d: accuracy %s, %d/%d contributed, %.1f s",
+            "experiment %s round %d: accuracy %s, %d/%d arrived, %d link + %d crash dropouts, "
+            "%.1f s",
             self.experiment_id,
             state.index,
-            f"{accuracy:.4f}" if accuracy is not None else "n/a",
-            len(contributors),
-            len(selected),
+            f"{rec.accuracy:.4f}" if rec.accuracy is not None else "n/a",
+            len(state.details.get("contributors", [])),
+            len(plan.ue_ids),
+            rec.link_dropouts,
+            rec.crash_dropouts,
             wall,
         )
+
+
+#: Upload stages that carry a client's (masked) update: only arrived updates are sent.
+_UPDATE_STAGES = ("masked_input", "upload")
+
+
+def _anchor_frame(csi_info: dict[str, Any]) -> int:
+    """The newest frame among the APs' CSI the plan used (-1: none)."""
+    frames = [int(f) for f in (csi_info.get("frames") or {}).values() if f is not None]
+    return max(frames, default=-1)
+
+
+def _eval_metrics(
+    evals: dict[str, EvalReport],
+) -> tuple[float | None, float | None, float | None]:
+    """Accuracy and loss over the test shards, and the variance of the clients' local losses."""
+    total = sum(e.total for e in evals.values())
+    if not total:
+        return None, None, None
+    accuracy = sum(e.correct for e in evals.values()) / total
+    loss = sum(e.test_loss * e.total for e in evals.values()) / total
+    train_losses = [e.train_loss for e in evals.values()]
+    return accuracy, loss, float(np.var(train_losses)) if train_losses else None

@@ -1,14 +1,17 @@
 """The actor-critic power policy of CRA (DESIGN section 6), in torch.
 
-One network is shared by all users: each user's row of features (its channel, its board and the
-round's trade-off) is concatenated with the mean of all rows and mapped to a Gaussian over a
+One network is shared by all users: each user's row of features (its channel from the CSI, its
+board, the round's trade-off, and the link outcome of its last round: lost or not, HARQ retries,
+planned-vs-true SINR) is concatenated with the mean of all rows and mapped to a Gaussian over a
 pre-squash action ``z``; the power is ``P_max (p_min + (1 - p_min) sigmoid(z))``, so it always
 lies in ``(0, P_max]`` and the policy works for any number of users. With ``bandwidth_head`` a
 second output gives bandwidth logits (the DRL-RA baseline, no convex part). The critic maps the
 mean of per-user embeddings to the expected (per-user) reward.
 
-Every round is one step of a contextual bandit: the state is the round's instance, the action
-the users' powers, the reward ``R_t`` (section 6). The update is the advantage actor-critic step
+Every round is one step of a contextual bandit: the state is the round's instance and the last
+link outcomes, the action the users' powers, the reward ``R_t`` (section 6) of the round that
+action produced: too little power fails blocks (retries, lost updates that cost the deadline),
+too much costs energy. The update is the advantage actor-critic step
 ``-(R - V(s)) log pi(a|s)`` plus the critic's squared error. Offline training in simulation
 lives in :mod:`controller.policy.training`; online, :meth:`PowerPolicy.observe` takes the
 reward of the last action.
@@ -31,7 +34,10 @@ from protocol.arrays import NDArrayFloat
 
 __all__ = ["N_FEATURES", "PolicyAction", "PowerPolicy", "PowerPolicyConfig", "user_features"]
 
-N_FEATURES = 7
+#: Features of the instance (7) plus the last link outcome (3, ``controller.round.link_features``).
+N_FEATURES = 10
+_LINK_COLUMNS = 3
+_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -56,13 +62,14 @@ class PowerPolicyConfig:
     """Seed of the network's initial weights and of the exploration noise."""
 
 
-def user_features(inst: AllocationInstance) -> NDArrayFloat:
+def user_features(inst: AllocationInstance, link_state: NDArrayFloat | None = None) -> NDArrayFloat:
     """Per-user state of the policy, ``[U, N_FEATURES]`` float64, dimensionless, clipped to +-10.
 
     Columns: log SNR at full power on an equal share of ``B``; log of upload over training time
     (full power, ``f_max``); log training time relative to the median; log upload over training
     energy; log of the energy-vs-latency price ``beta P_max / (gamma / U)``; the z-score of the
-    log SNR among the users; ``ln U``.
+    log SNR among the users; ``ln U``; then the 3 columns of ``link_state`` ``[U, 3]`` (the
+    last round's link outcome; zeros when None).
     """
     u = inst.n_users
     b = uniform_bandwidth(inst)
@@ -87,7 +94,10 @@ def user_features(inst: AllocationInstance) -> NDArrayFloat:
         ],
         axis=1,
     )
-    return np.clip(feats, -10.0, 10.0)
+    link = np.zeros((u, _LINK_COLUMNS)) if link_state is None else np.asarray(link_state, float)
+    if link.shape != (u, _LINK_COLUMNS):
+        raise ValueError(f"`link_state` must have shape ({u}, {_LINK_COLUMNS}), got {link.shape}.")
+    return np.clip(np.concatenate([feats, link], axis=1), -10.0, 10.0)
 
 
 class _Net(nn.Module):
@@ -148,9 +158,23 @@ class PowerPolicy:
         frac = pmin + (1.0 - pmin) * torch.sigmoid(z).numpy().astype(np.float64)
         return np.asarray(inst.p_max_w * frac, dtype=np.float64)
 
-    def act(self, inst: AllocationInstance, *, explore: bool = False) -> PolicyAction:
-        """Powers for ``inst`` (``explore``: sampled; else the mean action). Records the action."""
-        feats = user_features(inst)
+    @property
+    def pending(self) -> PolicyAction | None:
+        """The last action taken by :meth:`act` whose reward has not been observed yet."""
+        return self._last
+
+    def act(
+        self,
+        inst: AllocationInstance,
+        *,
+        link_state: NDArrayFloat | None = None,
+        explore: bool = False,
+    ) -> PolicyAction:
+        """Powers for ``inst`` (``explore``: sampled; else the mean action). Records the action.
+
+        ``link_state``: ``[U, 3]`` the users' last link outcomes (see :func:`user_features`).
+        """
+        feats = user_features(inst, link_state)
         with torch.no_grad():
             mean, _ = self.net(torch.as_tensor(feats, dtype=torch.float32))
             if explore:
@@ -227,10 +251,22 @@ class PowerPolicy:
     # -- persistence --------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        """Write the configuration and weights to ``path`` (a torch file); returns the path."""
+        """Write everything needed to continue to ``path`` (a torch file, written atomically)."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"format": 1, "config": asdict(self.config), "state": self.net.state_dict()}, p)
+        blob = {
+            "format": _FORMAT,
+            "config": asdict(self.config),
+            "state": self.net.state_dict(),
+            "opt_actor": self._opt_actor.state_dict(),
+            "opt_critic": self._opt_critic.state_dict(),
+            "generator": self._gen.get_state(),
+            "reward_scale": self.reward_scale,
+            "n_seen": self._n_seen,
+        }
+        tmp = p.with_name(p.name + ".tmp")
+        torch.save(blob, tmp)
+        tmp.replace(p)
         return p
 
     @classmethod
@@ -241,8 +277,22 @@ class PowerPolicy:
             raise FileNotFoundError(f"`policy_path`: no policy file at {p}")
         try:
             blob = torch.load(p, map_location="cpu", weights_only=True)
+        except (RuntimeError, ValueError, OSError) as err:
+            raise ValueError(f"`policy_path`: {p} is not a power-policy file ({err})") from None
+        if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
+            found = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
+            raise ValueError(
+                f"`policy_path`: {p} has policy format {found!r}, this version reads {_FORMAT} "
+                "(retrain it with `testbed train power-policy`)"
+            )
+        try:
             policy = cls(PowerPolicyConfig(**blob["config"]))
             policy.net.load_state_dict(blob["state"])
-        except (KeyError, TypeError, RuntimeError) as err:
+            policy._opt_actor.load_state_dict(blob["opt_actor"])
+            policy._opt_critic.load_state_dict(blob["opt_critic"])
+            policy._gen.set_state(blob["generator"])
+            policy.reward_scale = float(blob["reward_scale"])
+            policy._n_seen = int(blob["n_seen"])
+        except (KeyError, TypeError, RuntimeError, ValueError) as err:
             raise ValueError(f"`policy_path`: {p} is not a power-policy file ({err})") from None
         return policy

@@ -20,9 +20,9 @@ from controller.allocation.bandwidth import softmax
 from controller.allocation.fusion import fuse
 from controller.allocation.instance import AllocationInstance, ObjectiveWeights
 from controller.allocation.pipeline import BandwidthMode
-from controller.allocation.reward import round_reward
 from controller.allocation.scenario import random_instance
 from controller.policy.policy import PolicyAction, PowerPolicy, PowerPolicyConfig
+from controller.round.reward import round_reward
 from protocol.arrays import NDArrayFloat
 
 __all__ = ["TrainConfig", "TrainReport", "evaluate_powers", "train_power_policy"]

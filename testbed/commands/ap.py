@@ -33,7 +33,12 @@ def serve(
         False, "--exit-with-parent", help="Stop when the process that started this one exits."
     ),
 ) -> None:
-    """Start one flowgraph process per AP; restart crashed ones; print health as JSON lines."""
+    """Start one flowgraph process per AP; restart crashed ones; print health as JSON lines.
+
+    A sim cluster file with an ``air`` endpoint also serves the simulated air (the world's true
+    channel gains, ``ap_cluster.air``) from this process until it exits.
+    """
+    from ap_cluster.air import AirServerError
     from ap_cluster.config import ClusterConfigError, load_cluster_config
     from ap_cluster.manager import ClusterManager
 
@@ -51,7 +56,9 @@ def serve(
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     if duration is not None:
-        threading.Timer(duration, stop.set).start()
+        timer = threading.Timer(duration, stop.set)
+        timer.daemon = True  # an early exit (e.g. the air port is taken) must not wait for it
+        timer.start()
     if exit_with_parent:
         parent = os.getppid()
 
@@ -72,8 +79,13 @@ def serve(
             tmp.replace(health_file)
 
     eps = ", ".join(f"{a}={e}" for a, e in cfg.endpoints_by_ap().items())
-    typer.echo(f"[ap serve] {cfg.backend} cluster; CSI endpoints: {eps}", err=True)
-    manager.serve(stop, report_every_s=report_every, on_health=_report)
+    air = f"; air: {cfg.air.bind}" if manager.air_enabled and cfg.air is not None else ""
+    typer.echo(f"[ap serve] {cfg.backend} cluster; CSI endpoints: {eps}{air}", err=True)
+    try:
+        manager.serve(stop, report_every_s=report_every, on_health=_report)
+    except AirServerError as err:
+        typer.echo(f"testbed ap serve: {err}", err=True)
+        raise typer.Exit(code=2) from None
     _report(manager.health())
 
 

@@ -5,9 +5,9 @@ from controller.allocation.fusion import fuse, project_bandwidth, project_power
 from controller.allocation.instance import ObjectiveWeights
 from controller.allocation.pipeline import BandwidthMode, allocate_for_power
 from controller.allocation.power import MIN_POWER_FRACTION, convex_power, least_power
-from controller.allocation.reward import round_reward
 from controller.allocation.scenario import random_instance
 from controller.allocation.system_model import comm_latency
+from controller.round.reward import round_reward
 
 
 @pytest.mark.parametrize("bandwidth", ["uniform", "exact"])

@@ -1,0 +1,172 @@
+"""The simulated air's server: true channel gains on a ZeroMQ REP socket (sim mode only).
+
+The AP cluster already rebuilds the experiment's :class:`sim_backend.World` in every process;
+this server answers the controller's :class:`protocol.air.AirRequest` with that world's true
+combined gains (``sim_backend.true_gains``), so the controller, which never imports
+``sim_backend``, gets the channel each transport block sees over the wire. ``testbed ap
+serve`` runs one when the cluster file has an ``air`` endpoint.
+
+It never dies on a request: a malformed one, an unknown UE id or a request over the limits is
+counted in ``rejected``, logged, and answered ``{"v": 1, "gains": null, "error": "..."}``
+naming the problem. ``sim_backend`` loads when a server is built, not on import, so a uhd
+cluster can import :class:`AirServerError` without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import numpy as np
+import zmq
+
+from protocol.air import AirProtocolError, AirReply, decode_request, encode_reply
+from protocol.spec import ExperimentSpec
+
+if TYPE_CHECKING:
+    from sim_backend import World
+
+__all__ = ["AirServer", "AirServerError"]
+
+_log = logging.getLogger(__name__)
+
+
+class AirServerError(RuntimeError):
+    """The air server could not start (e.g. its endpoint cannot be bound)."""
+
+
+class AirServer:
+    """REP server of the simulated air in a daemon thread.
+
+    Args:
+        world_or_spec: the world to answer from, or the spec to build it from.
+        bind: ZeroMQ endpoint to bind, e.g. ``tcp://*:5700``.
+        poll_ms: how often the thread checks for ``stop()``, ms.
+
+    Attributes:
+        served: requests answered with gains.
+        rejected: requests answered with an error.
+        endpoint: the bound endpoint (``bind`` as ZeroMQ resolved it), once started.
+    """
+
+    def __init__(
+        self, world_or_spec: World | ExperimentSpec, bind: str, *, poll_ms: int = 100
+    ) -> None:
+        from sim_backend import World
+
+        self.world = world_or_spec if isinstance(world_or_spec, World) else World(world_or_spec)
+        self.bind = bind
+        self._poll_ms = poll_ms
+        self._ue_index = {u: i for i, u in enumerate(self.world.cfg.ue_ids)}
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._bind_error: str | None = None
+        self._thread: threading.Thread | None = None
+        self.endpoint: str | None = None
+        self.served = 0
+        self.rejected = 0
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def start(self) -> AirServer:
+        """Bind and serve in a daemon thread; raise :class:`AirServerError` if binding fails."""
+        if self._thread is not None:
+            raise RuntimeError("air server already started")
+        self._stop.clear()
+        self._ready.clear()
+        self._bind_error = None
+        self._thread = threading.Thread(target=self._run, name="air-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10.0):
+            raise AirServerError(f"air server on {self.bind} did not start within 10 s")
+        if self._bind_error is not None:
+            self._thread.join(1.0)
+            self._thread = None
+            raise AirServerError(f"air: cannot bind {self.bind}: {self._bind_error}")
+        return self
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop the thread and close the socket."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> AirServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- serving -------------------------------------------------------------------------------
+    def _run(self) -> None:
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        sock = ctx.socket(zmq.REP)
+        sock.setsockopt(zmq.LINGER, 0)
+        try:
+            sock.bind(self.bind)
+            self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        except zmq.ZMQError as err:
+            self._bind_error = str(err)
+            sock.close(linger=0)
+            self._ready.set()
+            return
+        self._ready.set()
+        _log.info("air server on %s", self.endpoint)
+        try:
+            while not self._stop.is_set():
+                if not sock.poll(self._poll_ms, zmq.POLLIN):
+                    continue
+                frames = sock.recv_multipart()
+                sock.send(self.handle(frames))
+        finally:
+            sock.close(linger=0)
+
+    def handle(self, frames: Sequence[bytes]) -> bytes:
+        """The reply payload to one request (``frames``: its ZeroMQ frames). Never raises."""
+        try:
+            if len(frames) != 1:
+                raise AirProtocolError("payload", f"expected 1 message frame, got {len(frames)}")
+            reply = AirReply(gains=self._gains(frames[0]))
+        except AirProtocolError as err:
+            return self._reject(str(err))
+        except Exception as err:  # a bug must not take the server down: count, log, answer
+            _log.exception("air request failed")
+            return self._reject(f"internal error: {type(err).__name__}: {err}")
+        self.served += 1
+        return encode_reply(reply)
+
+    def _gains(self, payload: bytes) -> list[list[float]]:
+        from sim_backend import true_gains
+
+        req = decode_request(payload)
+        unknown = [u for u in req.ue_ids if u not in self._ue_index]
+        if unknown:
+            known = list(self._ue_index)
+            more = "" if len(known) <= 20 else f" ... ({len(known)} in all)"
+            raise AirProtocolError(
+                "ue_ids", f"unknown UE `{unknown[0]}`; known: {known[:20]}{more}"
+            )
+        counts = np.array([len(row) for row in req.frames], dtype=np.int64)
+        ues = np.repeat(np.array([self._ue_index[u] for u in req.ue_ids], dtype=np.int64), counts)
+        flat = np.fromiter(
+            (f for row in req.frames for f in row), dtype=np.int64, count=int(counts.sum())
+        )
+        g = true_gains(self.world, ues, flat[:, None])[:, 0]
+        return [part.tolist() for part in np.split(g, np.cumsum(counts)[:-1])]
+
+    def _reject(self, message: str) -> bytes:
+        self.rejected += 1
+        _log.warning("air request rejected: %s", message)
+        return encode_reply(AirReply(error=message))

@@ -1,0 +1,50 @@
+"""The round core (DESIGN section 8): the steps of one FL round, pure and typed.
+
+Drivers (``controller.engine``: agents over REST; the in-process simulator) call
+:func:`select`, :func:`plan`, :func:`link_request`, :func:`resolve_link`, :func:`weights`,
+:func:`apply_update` and :func:`record` and do only the I/O between them.
+"""
+
+from controller.round.reward import round_reward
+from controller.round.steps import (
+    LINK_FEATURES,
+    apply_update,
+    build_instance,
+    link_config,
+    link_features,
+    link_request,
+    plan,
+    record,
+    resolve_link,
+    select,
+    weights,
+)
+from controller.round.types import (
+    LINK_STATUS,
+    ClientReport,
+    LinkRequest,
+    LinkResult,
+    RoundPlan,
+    RoundRecord,
+)
+
+__all__ = [
+    "LINK_FEATURES",
+    "LINK_STATUS",
+    "ClientReport",
+    "LinkRequest",
+    "LinkResult",
+    "RoundPlan",
+    "RoundRecord",
+    "apply_update",
+    "build_instance",
+    "link_config",
+    "link_features",
+    "link_request",
+    "plan",
+    "record",
+    "resolve_link",
+    "round_reward",
+    "select",
+    "weights",
+]
