@@ -33,6 +33,8 @@ def run(
         typer.echo(f"run failed: {err}\nlogs: {out / 'logs'}", err=True)
         raise typer.Exit(code=1) from None
     typer.echo(
-        f"done: {summary['rounds_completed']} rounds in {summary['wall_time_s']} s, "
-        f"final accuracy {summary['final_accuracy']:.4f}; results in {out}"
+        f"done: {summary['rounds_completed']} rounds in {summary['measured_wall_time_s']} s "
+        f"(measured), {summary['model_time_s']:.1f} s modelled, "
+        f"{summary['link_dropouts']} link dropouts; final accuracy "
+        f"{summary['final_accuracy']:.4f}; results in {out}"
     )
