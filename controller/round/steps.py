@@ -21,6 +21,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from controller.algorithms.base import Algorithm
 from controller.allocation.instance import AllocationInstance, ObjectiveWeights
@@ -312,11 +313,11 @@ def weights(
 
 # -- 6. aggregate -------------------------------------------------------------------------------
 def apply_update(
-    global_flat: NDArrayFloat,
+    global_flat: npt.NDArray[np.float32],
     delta_sum: NDArrayFloat,
     weight_of: Mapping[str, float],
     contributors: Sequence[str],
-) -> NDArrayFloat | None:
+) -> npt.NDArray[np.float32] | None:
     """``w + sum_u q_u delta_u / sum_u q_u`` over the contributors; None if there is no weight.
 
     Args:

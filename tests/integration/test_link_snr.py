@@ -58,7 +58,7 @@ def _spec(snr_db: float) -> ExperimentSpec:
             "fl": {"rounds": ROUNDS, "learning_rate": 0.05, "round_deadline_s": 40},
             "algorithm": {"name": "fedavg"},
             "link": {"deadline_s": 4.0},
-            "secure_aggregation": {"enabled": True, "threshold": 2},
+            "secure_aggregation": {"enabled": True, "threshold": 3},
         }
     )
 
@@ -115,7 +115,9 @@ def _local_delta(spec: ExperimentSpec, ue_index: int, global_flat: np.ndarray, r
     return result.delta
 
 
-def _check_sums(spec: ExperimentSpec, workdir: Path, eid: str, rounds: list[dict[str, Any]]) -> None:
+def _check_sums(
+    spec: ExperimentSpec, workdir: Path, eid: str, rounds: list[dict[str, Any]]
+) -> None:
     """Every committed model = previous + sum_u q_u delta_u / sum q_u over the arrived updates."""
     models = workdir / "controller" / "models" / eid
     version = 0
