@@ -350,7 +350,7 @@ class RoundEngine:
             link_features={u: v.tolist() for u, v in core.link_features(link).items()},
             policy_source=self._policy_source,
         )
-        self._commit(state, plan, rec, reports, updated)
+        self._commit(state, plan, rec, reports, version + 1 if updated else None)
 
     def _train(
         self,
@@ -458,13 +458,16 @@ class RoundEngine:
         plan: RoundPlan,
         rec: RoundRecord,
         reports: dict[str, ClientReport],
-        updated: bool,
+        new_version: int | None,
     ) -> None:
+        """Commit the round; ``new_version``: the model version it made (None: no update)."""
         wall = time.time() - state.started
         slowest = max((r.measured_train_s for r in reports.values()), default=0.0)
         policy_path = self._save_policy(state.index)
         model_path = (
-            self._store.commit_candidate(self.experiment_id, state.index + 1) if updated else None
+            None
+            if new_version is None
+            else self._store.commit_candidate(self.experiment_id, new_version)
         )
         with self._db.session() as s:
             exp = s.get(ExperimentRow, self.experiment_id)
@@ -494,8 +497,8 @@ class RoundEngine:
                 )
             )
             exp.next_round = state.index + 1
-            if model_path is not None:
-                exp.model_version = state.index + 1
+            if new_version is not None:
+                exp.model_version = new_version
                 exp.model_path = str(model_path)
             if policy_path is not None:
                 exp.policy_path = policy_path
