@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import typer
 
-from testbed.commands import bench_alloc, bench_csi, bench_secagg
+from testbed.commands import bench_alloc, bench_csi, bench_link, bench_secagg
 
 app = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
 app.command("secagg")(bench_secagg.secagg)
 app.command("csi")(bench_csi.csi)
 app.command("alloc")(bench_alloc.alloc)
+app.command("link")(bench_link.link)
