@@ -161,6 +161,8 @@ def plan(
     deadline = spec.link.deadline_s or deadline_from_plan(
         link, compute, factor=spec.link.deadline_factor
     )
+    if not np.isfinite(deadline):  # every user in outage: wait as long as the system model's plan
+        deadline = spec.link.deadline_factor * allocation.round_latency_s
     mcs = np.where(link.mcs >= 0, cfg.table.index[np.maximum(link.mcs, 0)], -1)
     return RoundPlan(index, ids, inst, allocation, link, anchor_frame, frame_s, deadline, mcs)
 

@@ -1,4 +1,4 @@
-"""`testbed train ...`: offline training in simulation."""
+"""`testbed train ...`: offline training in simulation, through the link layer."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ def power_policy(
     out: Path | None = typer.Option(None, "--out", help="Write the policy here instead."),
     iterations: int = typer.Option(200, "--iterations", min=1, help="Actor-critic updates."),
     batch: int = typer.Option(8, "--batch", min=1, help="Simulated rounds per update."),
+    episode_rounds: int = typer.Option(
+        2, "--episode-rounds", min=1, help="Rounds per episode on one instance (link state)."
+    ),
     users_min: int = typer.Option(4, "--users-min", min=1, help="Fewest users per round."),
     users_max: int = typer.Option(16, "--users-max", min=1, help="Most users per round."),
     beta: float = typer.Option(0.5, "--beta", min=0.0, help="Energy weight, 1/J."),
@@ -36,7 +39,12 @@ def power_policy(
     seed: int = typer.Option(0, "--seed", min=0),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Train the actor-critic power policy in simulation and save it."""
+    """Train the actor-critic power policy in simulation and save it.
+
+    Every sampled action goes through the link layer of a run (MCS, HARQ, deadline; the spec's
+    default ``link:`` section) over a fading true channel; the file is what ``algorithm.policy``
+    of an experiment spec names.
+    """
     if gain_db_min > gain_db_max:
         typer.echo(f"--gain-db-min ({gain_db_min}) exceeds --gain-db-max ({gain_db_max})", err=True)
         raise typer.Exit(code=2)
@@ -56,6 +64,7 @@ def power_policy(
     cfg = TrainConfig(
         iterations=iterations,
         batch=batch,
+        episode_rounds=episode_rounds,
         users=(users_min, users_max),
         fixed_scenario=fixed_scenario,
         weights=ObjectiveWeights(beta=beta, gamma=gamma),
@@ -70,7 +79,13 @@ def power_policy(
     if as_json:
         typer.echo(json.dumps(result))
     else:
+        curve = ", ".join(f"{r:.3f}" for r in report.curve())
         typer.echo(
             f"saved {path}: reward/user {report.final_reward:.4f} "
-            f"(full power {report.full_power_reward:.4f}, random {report.random_power_reward:.4f})"
+            f"(full power {report.full_power_reward:.4f}, "
+            f"random {report.random_power_reward:.4f}); "
+            f"link dropouts {report.link_dropout_rate:.1%} "
+            f"(full power {report.full_power_dropout_rate:.1%}, "
+            f"random {report.random_power_dropout_rate:.1%}); {report.seconds:.1f} s\n"
+            f"learning curve (mean sampled reward/user, up to 10 chunks of iterations): {curve}"
         )
