@@ -27,11 +27,11 @@ from ap_cluster.estimation import (
     mmse_coefficients,
     snr_db,
 )
+from protocol.arrays import NDArrayFloat
 from protocol.csi import ESTIMATORS, CSIMessage
 
 __all__ = ["CsiPackager", "PilotEstimator", "PriorFn"]
 
-NDArrayFloat = npt.NDArray[np.float64]
 #: ``prior(frame) -> (pbeta [K], sigma2)``: long-term statistics for the MMSE estimator.
 PriorFn = Callable[[int], tuple[NDArrayFloat, float]]
 

@@ -16,12 +16,11 @@ the energy of a silent window of the frame. From those:
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
+
+from protocol.arrays import NDArrayFloat, NDArrayInt
 
 __all__ = ["estimate_pbeta", "ls_coefficients", "mmse_coefficients", "pilot_load", "snr_db"]
 
-NDArrayFloat = npt.NDArray[np.float64]
-NDArrayInt = npt.NDArray[np.int64]
 
 _SNR_DB_FLOOR = -100.0
 

@@ -17,15 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from protocol.arrays import NDArrayComplex, NDArrayFloat
 from sim_backend._rng import TAG_CSI_ONLY_NOISE, complex_normal, keyed_rng
 from sim_backend.world import World
 
 __all__ = ["CSIOnlyBatch", "CSIOnlySimulator"]
-
-NDArrayComplex = npt.NDArray[np.complex128]
-NDArrayFloat = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import numpy.typing as npt
 
+from protocol.arrays import NDArrayComplex, NDArrayFloat
 from sim_backend._rng import TAG_SHADOWING, TAG_SMALL_SCALE, complex_normal, keyed_rng
 
 __all__ = [
@@ -29,8 +29,6 @@ __all__ = [
     "path_loss_db",
 ]
 
-NDArrayFloat = npt.NDArray[np.float64]
-NDArrayComplex = npt.NDArray[np.complex128]
 
 SHADOW_STD_DB = 4.0
 #: Distance over which the shadowing correlation falls by e: 2^(-d/9) = exp(-d/(9/ln 2)).

@@ -8,13 +8,11 @@ see APs across it and no UE is at a border disadvantage.
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 
+from protocol.arrays import NDArrayFloat
 from sim_backend._rng import TAG_WAYPOINTS, keyed_rng
 
 __all__ = ["RandomWaypoint", "distances_3d"]
-
-NDArrayFloat = npt.NDArray[np.float64]
 
 
 def distances_3d(

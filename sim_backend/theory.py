@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["nmse_ls", "nmse_mmse", "nmse_theory"]
+from protocol.arrays import NDArrayFloat
 
-NDArrayFloat = npt.NDArray[np.float64]
+__all__ = ["nmse_ls", "nmse_mmse", "nmse_theory"]
 
 
 def nmse_ls(snr: float, tau_p: int) -> float:

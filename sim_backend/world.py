@@ -12,8 +12,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import numpy.typing as npt
 
+from protocol.arrays import NDArrayComplex, NDArrayFloat
 from protocol.spec import ExperimentSpec
 from sim_backend.config import SimConfig
 from sim_backend.fading import GaussMarkovFading, ShadowingField, jakes_rho, path_loss_db
@@ -21,9 +21,6 @@ from sim_backend.geometry import RandomWaypoint, distances_3d
 from sim_backend.pilots import assign_pilots
 
 __all__ = ["World"]
-
-NDArrayFloat = npt.NDArray[np.float64]
-NDArrayComplex = npt.NDArray[np.complex128]
 
 
 class World:

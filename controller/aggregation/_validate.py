@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-NDArrayFloat = npt.NDArray[np.float64]
+from protocol.arrays import NDArrayFloat
 
 
 def as_vector(name: str, values: npt.ArrayLike, *, positive: bool = False) -> NDArrayFloat:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from controller.aggregation._validate import NDArrayFloat, as_vector
+from controller.aggregation._validate import as_vector
 from controller.aggregation.fedavg import data_weights
+from protocol.arrays import NDArrayFloat
 
 __all__ = ["fair_loss", "fairness_variance", "fal_weights"]
 

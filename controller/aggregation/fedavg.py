@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy.typing as npt
 
-from controller.aggregation._validate import NDArrayFloat, as_vector
+from controller.aggregation._validate import as_vector
+from protocol.arrays import NDArrayFloat
 
 __all__ = ["data_weights"]
 

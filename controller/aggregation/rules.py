@@ -7,9 +7,10 @@ from abc import ABC, abstractmethod
 import numpy as np
 import numpy.typing as npt
 
-from controller.aggregation._validate import NDArrayFloat, as_vector
+from controller.aggregation._validate import as_vector
 from controller.aggregation.fal import fal_weights
 from controller.aggregation.fedavg import data_weights
+from protocol.arrays import NDArrayFloat
 
 __all__ = ["AggregationRule", "FairAggregation", "FedAvg", "FedProx", "weighted_sum"]
 

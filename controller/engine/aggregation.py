@@ -12,14 +12,13 @@ import logging
 from typing import Protocol
 
 import numpy as np
-import numpy.typing as npt
 
+from protocol.arrays import NDArrayFloat
 from protocol.spec import ExperimentSpec
 
 __all__ = ["AggregationError", "PlainAggregation", "RoundAggregation", "plain_aggregation"]
 
 log = logging.getLogger(__name__)
-NDArrayF64 = npt.NDArray[np.float64]
 
 
 class AggregationError(RuntimeError):
@@ -37,7 +36,7 @@ class RoundAggregation(Protocol):
 
     def receive(self, stage: str, submissions: dict[str, bytes]) -> list[str]: ...
 
-    def result(self) -> tuple[NDArrayF64, list[str]]: ...
+    def result(self) -> tuple[NDArrayFloat, list[str]]: ...
 
 
 class PlainAggregation:
@@ -82,7 +81,7 @@ class PlainAggregation:
             self._contributors.append(client)
         return rejected
 
-    def result(self) -> tuple[NDArrayF64, list[str]]:
+    def result(self) -> tuple[NDArrayFloat, list[str]]:
         if not self._contributors:
             raise AggregationError("no client uploaded a usable update")
         return self._sum, list(self._contributors)

@@ -14,8 +14,9 @@ import logging
 
 import numpy as np
 
-from controller.engine.aggregation import AggregationError, NDArrayF64
+from controller.engine.aggregation import AggregationError
 from controller.secagg.server import SecAggServer
+from protocol.arrays import NDArrayFloat
 from protocol.secagg.errors import MessageRejectedError, RoundFailedError
 from protocol.secagg.messages import RoundSetup
 from protocol.secagg.stages import Stage
@@ -93,7 +94,7 @@ class SecureAggregation:
             raise AggregationError(str(err)) from None
         return rejected
 
-    def result(self) -> tuple[NDArrayF64, list[str]]:
+    def result(self) -> tuple[NDArrayFloat, list[str]]:
         outcome = self._server.result
         return np.asarray(outcome.sum(), dtype=np.float64), list(outcome.survivors)
 
