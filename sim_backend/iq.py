@@ -18,13 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from protocol.arrays import NDArrayComplex
 from sim_backend._rng import TAG_NOISE, TAG_NOISE_PREFIX, complex_normal, keyed_rng
 from sim_backend.pilots import pilot_matrix
 from sim_backend.world import World
 
 __all__ = ["FrameBlock", "IQGenerator"]
-
-NDArrayComplex = npt.NDArray[np.complex128]
 
 
 @dataclass(frozen=True)
