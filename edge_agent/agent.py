@@ -236,12 +236,14 @@ class Agent:
         self, dataset: Dict[str, Any], client_index: int, n_clients: int, seed: int
     ) -> Any:
         """This agent's partition of the training set (cached while the task keeps it)."""
-        from edge_agent.data import load_dataset, load_raw, partition_indices
+        from edge_agent.data import load_dataset, load_raw, partition_indices, resolve_data_dir
 
         ds = DatasetSpec.model_validate(dataset)
         key = (ds.name, client_index, n_clients, seed)
         if self._data.key != key:
-            data_dir = self.settings.data_dir or ds.path
+            data_dir = resolve_data_dir(self.settings.data_dir)
+            if ds.path is not None:  # the spec confines it to a relative path without `..`
+                data_dir = data_dir / ds.path
             _, labels = load_raw(ds.name, "train", data_dir=data_dir)
             parts = partition_indices(
                 labels,

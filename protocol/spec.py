@@ -1,8 +1,10 @@
 """Experiment specification: the YAML file a lab writes to describe one experiment.
 
 Every model forbids unknown fields, so a typo is an error that names the field. Checks that
-span several fields run once the whole spec has parsed and name every field they involve,
-e.g. ``radio.tau_p (30) must not exceed radio.tau_c (20)``.
+span several fields run once the whole spec has parsed; each starts with the path of the field
+it concerns, e.g. ``radio.tau_p: 30 must not exceed radio.tau_c (20)``. Every number is bounded
+to what the code that uses it can carry (finite, in the range of its type); ids and names are
+short and safe as file names; ``dataset.path`` stays inside the data directory.
 
 Units are SI throughout (m, Hz, W, s); the only dB values are noise figure and SNR override.
 Kept Python 3.8 compatible: edge boards import this module.
@@ -13,10 +15,17 @@ from __future__ import annotations
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Tuple, Union
+from typing import Any, Dict, List, Literal, Optional, Tuple, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from typing_extensions import Annotated
 
 from protocol.profiles import BUILTIN_PROFILES, DeviceProfile
@@ -57,7 +66,13 @@ _B210_FS_MAX_2CH = 30.72e6
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+
+
+#: Ids of APs and UEs: short, and safe in file names, URLs and ZeroMQ topics.
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+#: Largest seed: numpy's legacy generators take seeds below 2**32.
+SEED_MAX = 2**32 - 1
 
 
 Position = Tuple[float, float]
@@ -66,50 +81,66 @@ Position = Tuple[float, float]
 class APSpec(_Strict):
     """One access point: a USRP B210 (or its simulation)."""
 
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    id: Id
     antennas: int = Field(default=2, ge=1, le=64, description="Receive antennas (B210: 1 or 2).")
     position_m: Optional[Position] = Field(
         default=None, description="(x, y) in metres; random (seeded) when absent."
     )
-    device_args: str = Field(default="", description="UHD device args, e.g. `serial=3215ABC`.")
-    host: Optional[str] = Field(default=None, description="Host that runs this AP's flowgraph.")
+    device_args: str = Field(
+        default="", max_length=256, description="UHD device args, e.g. `serial=3215ABC`."
+    )
+    host: Optional[str] = Field(
+        default=None, max_length=253, description="Host that runs this AP's flowgraph."
+    )
 
 
 class UESpec(_Strict):
     """One user equipment: an edge board running an agent."""
 
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    profile: str = Field(default="rpi4", description="Device profile: rpi4, jetson-nano or custom.")
+    id: Id
+    profile: str = Field(
+        default="rpi4", max_length=64, description="Device profile: rpi4, jetson-nano or custom."
+    )
     position_m: Optional[Position] = None
-    speed_mps: float = Field(default=1.0, ge=0, description="Random-waypoint speed, m/s.")
-    host: Optional[str] = Field(default=None, description="Board address (lab hardware).")
+    speed_mps: float = Field(default=1.0, ge=0, le=100, description="Random-waypoint speed, m/s.")
+    host: Optional[str] = Field(
+        default=None, max_length=253, description="Board address (lab hardware)."
+    )
 
 
 class TopologySpec(_Strict):
-    area_m: float = Field(default=1000.0, gt=0, description="Side of the square area, m.")
+    area_m: float = Field(default=1000.0, gt=0, le=1e6, description="Side of the square area, m.")
     wrap_around: bool = True
-    ap_height_m: float = Field(default=10.0, ge=0, description="AP height above the UEs, m.")
-    aps: List[APSpec] = Field(min_length=1)
-    ues: List[UESpec] = Field(min_length=1)
+    ap_height_m: float = Field(
+        default=10.0, ge=0, le=1e4, description="AP height above the UEs, m."
+    )
+    aps: List[APSpec] = Field(min_length=1, max_length=256)
+    ues: List[UESpec] = Field(min_length=1, max_length=100_000)
 
 
 class RadioSpec(_Strict):
-    carrier_hz: float = Field(default=3.5e9, gt=0)
-    bandwidth_hz: float = Field(default=20e6, gt=0)
-    sample_rate_hz: float = Field(default=1e6, gt=0, description="AP receive sample rate, Hz.")
-    tau_p: int = Field(default=8, ge=1, description="Pilot length, samples.")
-    tau_c: int = Field(default=200, ge=1, description="Coherence block (frame) length, samples.")
-    noise_figure_db: float = Field(default=7.0, ge=0)
-    pilot_power_w: float = Field(default=0.1, gt=0)
+    carrier_hz: float = Field(default=3.5e9, gt=0, le=1e11)
+    bandwidth_hz: float = Field(default=20e6, gt=0, le=1e9)
+    sample_rate_hz: float = Field(
+        default=1e6, gt=0, le=1e9, description="AP receive sample rate, Hz."
+    )
+    tau_p: int = Field(default=8, ge=1, le=4096, description="Pilot length, samples.")
+    tau_c: int = Field(
+        default=200, ge=1, le=1_000_000, description="Coherence block (frame) length, samples."
+    )
+    noise_figure_db: float = Field(default=7.0, ge=0, le=50)
+    pilot_power_w: float = Field(default=0.1, gt=0, le=100)
     snr_override_db: Optional[float] = Field(
-        default=None, description="Force every UE's pilot SNR (sweeps)."
+        default=None, ge=-50, le=100, description="Force every UE's pilot SNR (sweeps)."
     )
 
 
 class SimBackendSpec(_Strict):
     kind: Literal["sim"] = "sim"
-    cfo_hz: float = Field(default=0.0, description="Carrier frequency offset of each UE, Hz.")
-    timing_offset_samples: int = Field(default=0, ge=0)
+    cfo_hz: float = Field(
+        default=0.0, ge=-1e7, le=1e7, description="Carrier frequency offset of each UE, Hz."
+    )
+    timing_offset_samples: int = Field(default=0, ge=0, le=1_000_000)
 
 
 ClockSource = Literal["internal", "external", "gpsdo"]
@@ -120,7 +151,7 @@ class UHDBackendSpec(_Strict):
     clock_source: ClockSource = "internal"
     time_source: ClockSource = "internal"
     rx_gain_db: float = Field(default=40.0, ge=0, le=76)
-    start_delay_s: float = Field(default=1.0, gt=0, description="Timed start after PPS, s.")
+    start_delay_s: float = Field(default=1.0, gt=0, le=60, description="Timed start after PPS, s.")
 
 
 BackendSpec = Annotated[Union[SimBackendSpec, UHDBackendSpec], Field(discriminator="kind")]
@@ -132,12 +163,14 @@ class IIDPartition(_Strict):
 
 class DirichletPartition(_Strict):
     kind: Literal["dirichlet"]
-    alpha: float = Field(gt=0, description="Dirichlet concentration; small is more skewed.")
+    alpha: float = Field(
+        ge=1e-3, le=1e6, description="Dirichlet concentration; small is more skewed."
+    )
 
 
 class LabelSkewPartition(_Strict):
     kind: Literal["label_skew"]
-    classes_per_client: int = Field(ge=1)
+    classes_per_client: int = Field(ge=1, le=1000)
 
 
 Partition = Annotated[
@@ -148,13 +181,29 @@ Partition = Annotated[
 class DatasetSpec(_Strict):
     name: Literal["mnist", "cifar10"] = "mnist"
     path: Optional[Path] = Field(
-        default=None, description="Dataset folder; default ../shared/data."
+        default=None,
+        description="Sub-folder of the data directory holding the dataset (relative, no `..`); "
+        "default: the data directory itself (../shared/data, or TESTBED_DATA_DIR).",
     )
     partition: Partition = Field(default_factory=IIDPartition)
     samples_per_client: Optional[int] = Field(
-        default=None, ge=1, description="Cap on each client's local samples."
+        default=None, ge=1, le=1_000_000, description="Cap on each client's local samples."
     )
-    min_samples_per_client: int = Field(default=10, ge=1)
+    min_samples_per_client: int = Field(default=10, ge=1, le=1_000_000)
+
+    @field_validator("path")
+    @classmethod
+    def _inside_data_dir(cls, path: Optional[Path]) -> Optional[Path]:
+        if path is None:
+            return None
+        text = str(path)
+        if len(text) > 255 or "\x00" in text:
+            raise ValueError("must be at most 255 characters, without NUL")
+        if path.is_absolute() or path.anchor or ".." in path.parts:
+            raise ValueError(
+                f"`{text[:64]}` must be relative to the data directory, without `..`"
+            )
+        return path
 
 
 class ModelSpec(_Strict):
@@ -162,14 +211,16 @@ class ModelSpec(_Strict):
 
 
 class FLSpec(_Strict):
-    rounds: int = Field(default=20, ge=1)
-    local_epochs: int = Field(default=1, ge=1)
-    batch_size: int = Field(default=32, ge=1)
-    learning_rate: float = Field(default=0.05, gt=0)
+    rounds: int = Field(default=20, ge=1, le=100_000)
+    local_epochs: int = Field(default=1, ge=1, le=1000)
+    batch_size: int = Field(default=32, ge=1, le=65536)
+    learning_rate: float = Field(default=0.05, gt=0, le=100)
     momentum: float = Field(default=0.0, ge=0, lt=1)
-    clients_per_round: Optional[int] = Field(default=None, ge=1, description="Default: all UEs.")
+    clients_per_round: Optional[int] = Field(
+        default=None, ge=1, le=100_000, description="Default: all UEs."
+    )
     round_deadline_s: float = Field(
-        default=120.0, gt=0, description="Wall-clock deadline of each stage, s (crash dropouts)."
+        default=120.0, ge=0.1, le=86_400, description="Wall-clock deadline of each stage, s (crash dropouts)."
     )
 
 
@@ -182,33 +233,43 @@ class AblationSpec(_Strict):
 
 class AlgorithmSpec(_Strict):
     name: Literal["proposed", "rrs", "cpa", "fedavg", "fedprox", "drl_ra", "jcc"] = "proposed"
-    fedprox_mu: float = Field(default=0.01, ge=0)
+    fedprox_mu: float = Field(default=0.01, ge=0, le=1000)
     bandwidth: Literal["softmax", "exact"] = "softmax"
     power: Literal["drl", "max", "convex"] = "drl"
     ablation: AblationSpec = Field(default_factory=AblationSpec)
     policy: Optional[str] = Field(
         default=None,
+        min_length=1,
+        max_length=255,
         description="Power-policy file (or name in TESTBED_POLICY_DIR) to start from, e.g. one "
         "from `testbed train power-policy`; none: an untrained policy that learns online.",
     )
 
 
 class WeightsSpec(_Strict):
-    alpha: float = Field(default=1.0, ge=0, description="Accuracy weight.")
-    beta: float = Field(default=0.1, ge=0, description="Energy weight, 1/J.")
-    gamma: float = Field(default=1.0, ge=0, description="Latency weight, 1/s.")
-    lambda_: float = Field(default=0.1, ge=0, alias="lambda", description="FAL fairness weight.")
+    alpha: float = Field(default=1.0, ge=0, le=1e6, description="Accuracy weight.")
+    beta: float = Field(default=0.1, ge=0, le=1e6, description="Energy weight, 1/J.")
+    gamma: float = Field(default=1.0, ge=0, le=1e6, description="Latency weight, 1/s.")
+    lambda_: float = Field(
+        default=0.1, ge=0, le=1e6, alias="lambda", description="FAL fairness weight."
+    )
 
 
 class SecureAggregationSpec(_Strict):
     enabled: bool = True
     threshold: Optional[int] = Field(
-        default=None, ge=2, description="Survivors needed to unmask; default ceil(2/3 n)."
+        default=None,
+        ge=2,
+        le=100_000,
+        description="Survivors needed to unmask; default ceil(2/3 n).",
     )
     neighbours: Optional[int] = Field(
-        default=None, ge=2, description="k of a k-regular graph (SecAgg+); none: complete."
+        default=None,
+        ge=2,
+        le=100_000,
+        description="k of a k-regular graph (SecAgg+); none: complete.",
     )
-    clip: float = Field(default=1.0, gt=0, description="Clipping bound of each coordinate.")
+    clip: float = Field(default=1.0, gt=0, le=1e6, description="Clipping bound of each coordinate.")
     fraction_bits: int = Field(default=16, ge=1, le=40)
 
 
@@ -256,13 +317,18 @@ def _default_backend() -> SimBackendSpec:
 class ExperimentSpec(_Strict):
     """The whole experiment file."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = Field(default=0, ge=0)
+    name: str = Field(
+        min_length=1,
+        max_length=48,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Short and file-name safe: the experiment id is `NAME-xxxxxxxx`.",
+    )
+    seed: int = Field(default=0, ge=0, le=SEED_MAX)
     topology: TopologySpec
     radio: RadioSpec = Field(default_factory=RadioSpec)
     backend: BackendSpec = Field(default_factory=_default_backend)
     device_profiles: Dict[str, DeviceProfile] = Field(
-        default_factory=dict, description="Custom profiles by name, beside the built-in ones."
+        default_factory=dict, max_length=64, description="Custom profiles by name, beside the built-in ones."
     )
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
@@ -276,7 +342,7 @@ class ExperimentSpec(_Strict):
     def _cross_checks(self) -> ExperimentSpec:
         problems = _cross_field_problems(self)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError(_PROBLEM_SEPARATOR.join(problems))
         return self
 
     @property
@@ -318,7 +384,7 @@ def _cross_field_problems(spec: ExperimentSpec) -> List[str]:
             if pos is not None and not all(0 <= c <= topo.area_m for c in pos):
                 out.append(f"topology.{kind}.{i}.position_m: {pos} lies outside the area")
     if radio.tau_p > radio.tau_c:
-        out.append(f"radio.tau_p ({radio.tau_p}) must not exceed radio.tau_c ({radio.tau_c})")
+        out.append(f"radio.tau_p: {radio.tau_p} must not exceed radio.tau_c ({radio.tau_c})")
     known = {**BUILTIN_PROFILES, **spec.device_profiles}
     for i, ue in enumerate(topo.ues):
         if ue.profile not in known:
@@ -354,47 +420,74 @@ def _cross_field_problems(spec: ExperimentSpec) -> List[str]:
             f"{_DATASET_CLASSES[ds.name]} classes of {ds.name}"
         )
     if spec.fl.clients_per_round is not None and spec.fl.clients_per_round > n:
-        out.append(f"fl.clients_per_round ({spec.fl.clients_per_round}) exceeds the {n} UEs")
+        out.append(f"fl.clients_per_round: {spec.fl.clients_per_round} exceeds the {n} UEs")
     sa = spec.secure_aggregation
     if sa.enabled:
         m = spec.clients_per_round
         if sa.threshold is not None and sa.threshold > m:
             out.append(
-                f"secure_aggregation.threshold ({sa.threshold}) exceeds {m} clients per round"
+                f"secure_aggregation.threshold: {sa.threshold} exceeds {m} clients per round"
             )
         if sa.neighbours is not None and sa.neighbours >= m:
             out.append(
-                f"secure_aggregation.neighbours ({sa.neighbours}) must be below the {m} clients "
+                f"secure_aggregation.neighbours: {sa.neighbours} must be below the {m} clients "
                 "per round (leave it out for the complete graph)"
             )
     return out
 
 
 class SpecError(ValueError):
-    """An experiment file that cannot be used; ``problems`` holds one line per error."""
+    """An experiment file that cannot be used; ``problems`` holds one line per error.
 
-    def __init__(self, source: str, problems: List[str]) -> None:
+    ``details`` holds the same problems in the shape of FastAPI's validation errors:
+    ``{"loc": [...field path], "msg": ..., "type": ...}``.
+    """
+
+    def __init__(
+        self, source: str, problems: List[str], details: Optional[List[Dict[str, Any]]] = None
+    ) -> None:
         self.source = source
         self.problems = problems
+        self.details = details if details is not None else [_detail(p) for p in problems]
         super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(problems))
 
 
 _VALUE_ERROR = "Value error, "
+#: Joins the cross-field problems in one ValueError; no message contains a newline.
+_PROBLEM_SEPARATOR = "\n"
 
 
-def format_validation_errors(err: ValidationError) -> List[str]:
-    """One ``field.path: message`` line per error; cross-field messages split per problem."""
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
+def _loc(path: str) -> List[Union[str, int]]:
+    return [int(p) if p.isdigit() else p for p in path.split(".") if p]
+
+
+def _detail(problem: str, kind: str = "value_error") -> Dict[str, Any]:
+    """``{"loc", "msg", "type"}`` of one ``field.path: message`` line."""
+    path, sep, _ = problem.partition(": ")
+    loc = _loc(path) if sep and " " not in path else []
+    return {"loc": loc, "msg": problem, "type": kind}
+
+
+def _validation_details(err: ValidationError) -> List[Dict[str, Any]]:
+    out: List[Dict[str, Any]] = []
+    for e in err.errors(include_input=False, include_url=False):
         msg = e["msg"]
         if msg.startswith(_VALUE_ERROR):
             msg = msg[len(_VALUE_ERROR) :]
+        loc = [p for p in e["loc"] if isinstance(p, (str, int))]
         if loc:
-            lines.append(f"{loc}: {msg}")
+            path = ".".join(str(p) for p in loc)
+            out.append({"loc": loc, "msg": f"{path}: {msg}", "type": e["type"]})
         else:
-            lines.extend(msg.split("; "))
-    return lines
+            out.extend(_detail(line, e["type"]) for line in msg.split(_PROBLEM_SEPARATOR))
+    return out
+
+
+def format_validation_errors(err: ValidationError) -> List[str]:
+    """One ``field.path: message`` line per error; cross-field messages split per problem.
+
+    Never quotes the input (a spec may hold long or hostile values)."""
+    return [d["msg"] for d in _validation_details(err)]
 
 
 def parse_spec(data: object, source: str = "<spec>") -> ExperimentSpec:
@@ -404,7 +497,8 @@ def parse_spec(data: object, source: str = "<spec>") -> ExperimentSpec:
     try:
         return ExperimentSpec.model_validate(data)
     except ValidationError as err:
-        raise SpecError(source, format_validation_errors(err)) from None
+        details = _validation_details(err)
+        raise SpecError(source, [d["msg"] for d in details], details) from None
 
 
 def load_spec(path: Union[str, Path]) -> ExperimentSpec:
