@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
+from controller.api import openapi
+from controller.api.limits import BodyLimits
 from controller.api.routes import agents, experiments, health
 from controller.service import ControllerService
 from controller.settings import ControllerSettings, get_settings
@@ -14,6 +18,7 @@ from controller.settings import ControllerSettings, get_settings
 __all__ = ["create_app"]
 
 API_PREFIX = "/api/v1"
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: ControllerSettings | None = None) -> FastAPI:
@@ -39,4 +44,19 @@ def create_app(settings: ControllerSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(experiments.router, prefix=API_PREFIX)
     app.include_router(agents.router, prefix=API_PREFIX)
+    app.add_middleware(
+        BodyLimits,
+        limit_for=service.body_limit,
+        body_timeout_s=service.settings.body_timeout_s,
+        counters=service.counters,
+    )
+
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        """The last resort: count, log with the traceback, answer 500 and carry on."""
+        service.counters["server_errors"] += 1
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(status_code=500, content={"detail": "internal error (logged)"})
+
+    app.add_exception_handler(Exception, server_error)
+    openapi.install(app)
     return app

@@ -10,7 +10,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.auth import public_key_b64, sign_request
-from protocol.rounds import EnrolRequest, EnrolResponse, Task
+from protocol.rounds import ENROL_TOKEN_HEADER, EnrolRequest, EnrolResponse, Task
 
 __all__ = ["ControllerClient", "ControllerUnavailable", "Rejected"]
 
@@ -52,10 +52,11 @@ class ControllerClient:
         params: Optional[Dict[str, Any]] = None,
         content_type: str = "application/json",
         signed: bool = True,
+        headers: Optional[Dict[str, str]] = None,
     ) -> httpx.Response:
         url = httpx.URL(_API + path, params=params)
         target = url.raw_path.decode()
-        headers = {"Content-Type": content_type}
+        headers = {"Content-Type": content_type, **(headers or {})}
         if signed:
             headers.update(sign_request(self._key, self.agent_id, method, target, body))
         try:
@@ -74,12 +75,15 @@ class ControllerClient:
 
     def enrol(self, profile: str, enrol_token: str) -> EnrolResponse:
         req = EnrolRequest(
-            agent_id=self.agent_id,
-            profile=profile,
-            public_key=public_key_b64(self._key),
-            enrol_token=enrol_token,
+            agent_id=self.agent_id, profile=profile, public_key=public_key_b64(self._key)
         )
-        resp = self._request("POST", "/agents/enrol", req.model_dump_json().encode(), signed=False)
+        resp = self._request(
+            "POST",
+            "/agents/enrol",
+            req.model_dump_json().encode(),
+            signed=False,
+            headers={ENROL_TOKEN_HEADER: enrol_token},
+        )
         return EnrolResponse.model_validate_json(resp.content)
 
     def heartbeat(self, status: Dict[str, Any]) -> None:

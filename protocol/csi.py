@@ -20,6 +20,21 @@ Fields and units:
 - ``snr_db : [K]``: the estimated per-sample pilot SNR ``p_u beta_u / sigma^2`` per UE, dB.
 - ``est``: which estimator produced ``h``: ``"ls"`` or ``"mmse"``.
 
+Limits: every value is bounded to what the receivers carry, and :func:`decode_csi` rejects the
+rest with a :class:`CSIDecodeError` (never another exception):
+
+- ``frame``, ``t_ns``: integers in ``[0, 2**63 - 1]`` (the controller keeps them in int64 arrays).
+- ``n_ant``: 1 to :data:`MAX_ANTENNAS` (64, as ``protocol.spec.APSpec.antennas``); ``ue_ids``: 1
+  to :data:`MAX_UES` (4096) distinct ids.
+- ``ap_id`` and every UE id: 1 to :data:`MAX_ID_LEN` (64) characters of ``[A-Za-z0-9_.-]``, as
+  the experiment spec's ids (they end up in topics, URLs and file names).
+- every number finite (an integer too large for a float is rejected, not an ``OverflowError``);
+  ``fc_hz``, ``fs_hz`` and ``noise_var`` positive.
+- the payload at most :data:`MAX_PAYLOAD_BYTES` (1 MiB), checked before parsing. The largest
+  message a 2-antenna AP (a B210) sends within the limits above, 4096 UEs with 64-character ids
+  and every float at its longest text, is about 0.8 MiB; more antennas fit fewer UEs (64
+  antennas: about 300). :func:`encode_csi` refuses to write a larger one.
+
 Kept Python 3.8 compatible: edge boards import the protocol package.
 """
 
@@ -27,6 +42,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -37,6 +53,12 @@ __all__ = [
     "CSI_TOPIC_PREFIX",
     "CSI_VERSION",
     "ESTIMATORS",
+    "INT64_MAX",
+    "MAX_ANTENNAS",
+    "MAX_ID_LEN",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_TOPIC_BYTES",
+    "MAX_UES",
     "CSIDecodeError",
     "CSIMessage",
     "csi_topic",
@@ -52,6 +74,23 @@ CSI_VERSION = 1
 CSI_TOPIC_PREFIX = "csi."
 #: The estimators a message may name.
 ESTIMATORS = ("ls", "mmse")
+
+#: Largest ``frame`` and ``t_ns``: receivers keep them in int64.
+INT64_MAX = 2**63 - 1
+#: Most antennas per AP, as ``protocol.spec.APSpec.antennas``.
+MAX_ANTENNAS = 64
+#: Most UEs per message.
+MAX_UES = 4096
+#: Longest AP or UE id, characters, as ``protocol.spec.Id``.
+MAX_ID_LEN = 64
+#: Largest payload, bytes, checked before parsing (module docstring: why 1 MiB).
+MAX_PAYLOAD_BYTES = 1 << 20
+#: Longest topic, bytes: the prefix and the longest (ASCII) id.
+MAX_TOPIC_BYTES = len(CSI_TOPIC_PREFIX) + MAX_ID_LEN
+
+_ID = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_ID_LEN}}}")
+#: The number types JSON decodes to (``bool`` is not one of them here).
+_JSON_NUMBERS = (int, float)
 
 _FIELDS = (
     "v",
@@ -73,8 +112,9 @@ class CSIDecodeError(ValueError):
     """A CSI message that cannot be used.
 
     ``reason`` is one short machine-readable word, so that receivers can count by kind:
-    ``garbage`` (not JSON / not an object / bad topic), ``version``, ``field`` (missing or
-    wrongly typed field), ``shape`` or ``nonfinite``.
+    ``garbage`` (not JSON / not an object / bad topic or frame count), ``oversize`` (payload over
+    :data:`MAX_PAYLOAD_BYTES`), ``version``, ``field`` (missing, wrongly typed or out-of-range
+    field), ``shape`` or ``nonfinite`` (NaN, infinite, or too large for a float).
     """
 
     def __init__(self, reason: str, message: str) -> None:
@@ -93,8 +133,8 @@ class CSIMessage:
 
     Attributes:
         ap_id: the publishing AP.
-        frame: frame index in the AP's stream (>= 0).
-        t_ns: start of the frame in the AP's stream time, ns.
+        frame: frame index in the AP's stream, in ``[0, 2**63 - 1]``.
+        t_ns: start of the frame in the AP's stream time, ns, in ``[0, 2**63 - 1]``.
         fc_hz: carrier frequency, Hz.
         fs_hz: sample rate, Hz.
         ue_ids: ``[K]`` UE ids, the row order of ``h`` and ``snr_db``.
@@ -126,23 +166,21 @@ class CSIMessage:
         return csi_topic(self.ap_id)
 
     def validate(self) -> CSIMessage:
-        """Check shapes, finiteness and ranges; raise :class:`CSIDecodeError` naming the field."""
-        _check(self.v == CSI_VERSION, "version", f"`v`: unsupported version {self.v!r}")
-        _check(bool(self.ap_id), "field", "`ap_id` must not be empty")
-        _check(self.frame >= 0, "field", f"`frame` must be >= 0, got {self.frame}")
-        _check(self.est in ESTIMATORS, "field", f"`est` must be one of {ESTIMATORS}")
-        k = len(self.ue_ids)
-        _check(self.h.ndim == 2, "shape", f"`h` must be [K][n_ant], got {self.h.ndim} dims")
-        _check(self.h.shape[0] == k, "shape", f"`h` has {self.h.shape[0]} rows for {k} ue_ids")
-        _check(self.h.shape[1] >= 1, "shape", "`h` must have at least one antenna")
-        _check(self.snr_db.shape == (k,), "shape", f"`snr_db` must have {k} entries")
-        _check(len(set(self.ue_ids)) == k, "field", "`ue_ids` must be distinct")
-        _check(bool(np.all(np.isfinite(self.h))), "nonfinite", "`h` is not finite")
-        _check(bool(np.all(np.isfinite(self.snr_db))), "nonfinite", "`snr_db` is not finite")
-        for name in ("noise_var", "fc_hz", "fs_hz"):
-            val = getattr(self, name)
-            _check(math.isfinite(val), "nonfinite", f"`{name}` is not finite")
-            _check(val > 0, "field", f"`{name}` must be positive, got {val}")
+        """Check types, shapes, finiteness and ranges (module docstring); raise
+        :class:`CSIDecodeError` naming the field, whatever the attributes hold."""
+        _check(
+            _is_int(self.v) and self.v == CSI_VERSION,
+            "version",
+            f"`v`: unsupported version {_show(self.v)}",
+        )
+        _check_id("ap_id", self.ap_id)
+        _check_int("frame", self.frame, 0, INT64_MAX)
+        _check_int("t_ns", self.t_ns, 0, INT64_MAX)
+        for name in ("fc_hz", "fs_hz", "noise_var"):
+            _check_positive(name, getattr(self, name))
+        est_ok = isinstance(self.est, str) and self.est in ESTIMATORS
+        _check(est_ok, "field", f"`est` must be one of {ESTIMATORS}, got {_show(self.est)}")
+        _check_arrays(self.h, self.snr_db, _check_ue_ids(self.ue_ids))
         return self
 
 
@@ -151,8 +189,82 @@ def _check(ok: bool, reason: str, message: str) -> None:
         raise CSIDecodeError(reason, message)
 
 
+def _is_int(val: Any) -> bool:
+    return isinstance(val, (int, np.integer)) and not isinstance(val, bool)
+
+
+def _is_real(val: Any) -> bool:
+    return isinstance(val, (int, float, np.integer, np.floating)) and not isinstance(val, bool)
+
+
+def _is_numeric_array(val: Any) -> bool:
+    return isinstance(val, np.ndarray) and val.dtype.kind in "iufc"
+
+
+def _show(val: Any) -> str:
+    """``val`` for an error message: short and safe whatever it is (never all of a huge value)."""
+    if _is_int(val):
+        i = int(val)
+        return str(i) if abs(i) < 10**18 else f"an integer of {i.bit_length()} bits"
+    if isinstance(val, (float, np.floating)):
+        return repr(float(val))
+    if isinstance(val, str):
+        return repr(val[:32]) + ("..." if len(val) > 32 else "")
+    return f"a {type(val).__name__}"
+
+
+def _check_int(name: str, val: Any, lo: int, hi: int) -> None:
+    _check(_is_int(val), "field", f"`{name}` must be an integer, got {_show(val)}")
+    _check(lo <= int(val) <= hi, "field", f"`{name}` must be in [{lo}, {hi}], got {_show(val)}")
+
+
+def _check_positive(name: str, val: Any) -> None:
+    _check(_is_real(val), "field", f"`{name}` must be a number, got {_show(val)}")
+    x = _to_float(name, val)
+    _check(math.isfinite(x), "nonfinite", f"`{name}` is not finite")
+    _check(x > 0, "field", f"`{name}` must be positive, got {x!r}")
+
+
+def _to_float(name: str, val: Any) -> float:
+    try:
+        return float(val)
+    except OverflowError:
+        raise CSIDecodeError("nonfinite", f"`{name}` is too large for a float") from None
+
+
+def _check_id(name: str, val: Any) -> None:
+    ok = isinstance(val, str) and _ID.fullmatch(val) is not None
+    rule = f"1 to {MAX_ID_LEN} characters of [A-Za-z0-9_.-]"
+    _check(ok, "field", f"`{name}` must be {rule}, got {_show(val)}")
+
+
+def _check_ue_ids(ues: Any) -> int:
+    """``len(ues)`` once ``ues`` is a list of 1 to MAX_UES distinct ids."""
+    _check(isinstance(ues, (tuple, list)), "field", f"`ue_ids` must be a list, got {_show(ues)}")
+    k = len(ues)
+    _check(1 <= k <= MAX_UES, "field", f"`ue_ids` must have 1 to {MAX_UES} entries, got {k}")
+    for u in ues:
+        _check_id("ue_ids", u)
+    _check(len(set(ues)) == k, "field", "`ue_ids` must be distinct")
+    return k
+
+
+def _check_arrays(h: Any, snr: Any, k: int) -> None:
+    """``h`` is ``[k, n_ant]`` and ``snr`` is ``[k]``, numeric and finite."""
+    _check(_is_numeric_array(h), "field", f"`h` must be a numeric array, got {_show(h)}")
+    _check(h.ndim == 2, "shape", f"`h` must be [K][n_ant], got {h.ndim} dims")
+    _check(h.shape[0] == k, "shape", f"`h` has {h.shape[0]} rows for {k} ue_ids")
+    n_ant = h.shape[1]
+    n_ok = 1 <= n_ant <= MAX_ANTENNAS
+    _check(n_ok, "shape", f"`h` must have 1 to {MAX_ANTENNAS} antennas, got {n_ant}")
+    _check(_is_numeric_array(snr), "field", f"`snr_db` must be a numeric array, got {_show(snr)}")
+    _check(snr.shape == (k,), "shape", f"`snr_db` must have {k} entries, got {snr.shape}")
+    _check(bool(np.all(np.isfinite(h))), "nonfinite", "`h` is not finite")
+    _check(bool(np.all(np.isfinite(snr))), "nonfinite", "`snr_db` is not finite")
+
+
 def encode_csi(msg: CSIMessage) -> bytes:
-    """The JSON payload of ``msg`` (validated first)."""
+    """The JSON payload of ``msg`` (validated first; at most :data:`MAX_PAYLOAD_BYTES`)."""
     msg.validate()
     h = np.asarray(msg.h, dtype=np.complex128)
     pairs = np.stack([h.real, h.imag], axis=-1).tolist()
@@ -170,7 +282,10 @@ def encode_csi(msg: CSIMessage) -> bytes:
         "snr_db": [float(s) for s in msg.snr_db],
         "est": msg.est,
     }
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    payload = json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    size = len(payload)
+    _check(size <= MAX_PAYLOAD_BYTES, "oversize", f"payload of {size} bytes exceeds the limit")
+    return payload
 
 
 def encode_csi_multipart(msg: CSIMessage) -> List[bytes]:
@@ -185,36 +300,45 @@ def _typed(obj: Dict[str, Any], name: str, types: Tuple[type, ...]) -> Any:
     return val
 
 
+def _buffer(val: Any, name: str) -> memoryview:
+    """``val`` (bytes, a ZeroMQ frame, any buffer) as bytes, without copying."""
+    try:
+        return memoryview(val).cast("B")
+    except (TypeError, ValueError):
+        raise CSIDecodeError("garbage", f"{name} is not bytes but {_show(val)}") from None
+
+
 def decode_csi(payload: bytes) -> CSIMessage:
     """Parse and validate one payload; raise :class:`CSIDecodeError` on any problem."""
+    data = _buffer(payload, "payload")
+    size = data.nbytes
+    _check(size <= MAX_PAYLOAD_BYTES, "oversize", f"payload of {size} bytes exceeds the limit")
     try:
-        obj = json.loads(payload.decode("utf-8"))
+        obj = json.loads(str(data, "utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise CSIDecodeError("garbage", "payload is not UTF-8 JSON") from None
     if not isinstance(obj, dict):
         raise CSIDecodeError("garbage", "payload is not a JSON object")
     if "v" in obj and obj["v"] != CSI_VERSION:
-        raise CSIDecodeError("version", f"`v`: unsupported version {obj['v']!r}")
+        raise CSIDecodeError("version", f"`v`: unsupported version {_show(obj['v'])}")
     missing = [f for f in _FIELDS if f not in obj]
     if missing:
         raise CSIDecodeError("field", f"missing fields {missing}")
     ue_ids = _typed(obj, "ue_ids", (list,))
-    if not all(isinstance(u, str) for u in ue_ids):
-        raise CSIDecodeError("field", "`ue_ids` must be strings")
+    k = _check_ue_ids(ue_ids)
     n_ant = _typed(obj, "n_ant", (int,))
-    h = _complex_matrix(obj["h"], len(ue_ids), n_ant)
-    snr = _float_vector(obj["snr_db"], "snr_db")
+    _check_int("n_ant", n_ant, 1, MAX_ANTENNAS)
     msg = CSIMessage(
         v=_typed(obj, "v", (int,)),
         ap_id=_typed(obj, "ap_id", (str,)),
         frame=_typed(obj, "frame", (int,)),
         t_ns=_typed(obj, "t_ns", (int,)),
-        fc_hz=float(_typed(obj, "fc_hz", (int, float))),
-        fs_hz=float(_typed(obj, "fs_hz", (int, float))),
+        fc_hz=_to_float("fc_hz", _typed(obj, "fc_hz", _JSON_NUMBERS)),
+        fs_hz=_to_float("fs_hz", _typed(obj, "fs_hz", _JSON_NUMBERS)),
         ue_ids=tuple(ue_ids),
-        h=h,
-        noise_var=float(_typed(obj, "noise_var", (int, float))),
-        snr_db=snr,
+        h=_complex_matrix(obj["h"], k, n_ant),
+        noise_var=_to_float("noise_var", _typed(obj, "noise_var", _JSON_NUMBERS)),
+        snr_db=_float_vector(obj["snr_db"], "snr_db"),
         est=_typed(obj, "est", (str,)),
     )
     return msg.validate()
@@ -224,31 +348,45 @@ def decode_csi_multipart(frames: Sequence[bytes]) -> CSIMessage:
     """Parse ``[topic, payload]``; the topic must name the payload's AP."""
     if len(frames) != 2:
         raise CSIDecodeError("garbage", f"expected 2 message frames, got {len(frames)}")
+    topic = _buffer(frames[0], "topic")
+    if topic.nbytes > MAX_TOPIC_BYTES:
+        raise CSIDecodeError("garbage", f"topic of {topic.nbytes} bytes is too long")
     try:
-        topic = bytes(frames[0]).decode("utf-8")
+        topic_str = str(topic, "utf-8")
     except UnicodeDecodeError:
         raise CSIDecodeError("garbage", "topic is not UTF-8") from None
-    msg = decode_csi(bytes(frames[1]))
-    if topic != msg.topic:
-        raise CSIDecodeError("field", f"topic `{topic}` does not match ap_id `{msg.ap_id}`")
+    msg = decode_csi(frames[1])
+    if topic_str != msg.topic:
+        raise CSIDecodeError("field", f"topic {_show(topic_str)} does not match `ap_id`")
     return msg
 
 
 def _complex_matrix(val: Any, k: int, n_ant: int) -> npt.NDArray[np.complex128]:
-    try:
-        arr = np.asarray(val, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise CSIDecodeError("shape", "`h` is not a numeric [K][n_ant][2] array") from None
-    if arr.shape != (k, n_ant, 2):
-        raise CSIDecodeError("shape", f"`h` has shape {arr.shape}, expected {(k, n_ant, 2)}")
+    """``h`` as ``[K, n_ant]`` complex128, from ``[K][n_ant][2]`` JSON numbers."""
+    ok = (
+        isinstance(val, list)
+        and len(val) == k
+        and all(isinstance(row, list) and len(row) == n_ant for row in val)
+        and all(isinstance(p, list) and len(p) == 2 for row in val for p in row)
+    )
+    _check(ok, "shape", f"`h` must be [K][n_ant][2] = [{k}][{n_ant}][2] numbers")
+    flat = [x for row in val for pair in row for x in pair]
+    arr = _floats(flat, "h").reshape(k, n_ant, 2)
     return arr[..., 0] + 1j * arr[..., 1]
 
 
 def _float_vector(val: Any, name: str) -> npt.NDArray[np.float64]:
+    _check(isinstance(val, list), "shape", f"`{name}` must be a vector, got {_show(val)}")
+    return _floats(val, name)
+
+
+def _floats(vals: List[Any], name: str) -> npt.NDArray[np.float64]:
+    """``vals`` (JSON numbers) as float64; ``bool``, strings and the rest are rejected."""
+    ok = all(type(x) in _JSON_NUMBERS for x in vals)
+    _check(ok, "field", f"`{name}` must hold numbers only")
     try:
-        arr = np.asarray(val, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise CSIDecodeError("shape", f"`{name}` is not a numeric vector") from None
-    if arr.ndim != 1:
-        raise CSIDecodeError("shape", f"`{name}` must be a vector, got shape {arr.shape}")
-    return arr
+        return np.array(vals, dtype=np.float64)
+    except OverflowError:
+        raise CSIDecodeError(
+            "nonfinite", f"`{name}` holds a number too large for a float"
+        ) from None

@@ -38,11 +38,11 @@ class DeviceProfile(BaseModel):
     p_max_w: float = Field(gt=0, le=100.0, description="Largest uplink transmit power, W.")
     nvpmodel_modes: Optional[Dict[str, Annotated[int, Field(ge=0, le=255)]]] = Field(
         default=None,
-        max_length=64, description="Jetson power modes by name (e.g. `10W: 0`), where present."
+        max_length=64,
+        description="Jetson power modes by name (e.g. `10W: 0`), where present.",
     )
     gpu_levels_hz: Optional[List[Annotated[float, Field(le=1e11)]]] = Field(
-        default=None,
-        max_length=256, description="GPU devfreq levels in Hz (Jetson), ascending."
+        default=None, max_length=256, description="GPU devfreq levels in Hz (Jetson), ascending."
     )
 
     @field_validator("f_levels_hz", "gpu_levels_hz")

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "ENROL_TOKEN_HEADER",
     "STAGES",
     "EnrolRequest",
     "EnrolResponse",
@@ -37,6 +38,8 @@ __all__ = [
 Stage = Literal[
     "idle", "init", "train", "share_keys", "masked_input", "unmask", "upload", "evaluate"
 ]
+#: The header that carries the enrolment token (checked before the body is read).
+ENROL_TOKEN_HEADER = "X-Enrol-Token"
 STAGES = ("init", "train", "share_keys", "masked_input", "unmask", "upload", "evaluate")
 
 
@@ -45,10 +48,11 @@ class _Msg(BaseModel):
 
 
 class EnrolRequest(_Msg):
+    """An agent's identity; the enrolment token travels in the ``X-Enrol-Token`` header."""
+
     agent_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     profile: str = Field(min_length=1, max_length=64)
     public_key: str = Field(min_length=40, max_length=64, description="Ed25519, base64 raw.")
-    enrol_token: str = Field(min_length=1)
 
 
 class EnrolResponse(_Msg):

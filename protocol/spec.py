@@ -200,9 +200,7 @@ class DatasetSpec(_Strict):
         if len(text) > 255 or "\x00" in text:
             raise ValueError("must be at most 255 characters, without NUL")
         if path.is_absolute() or path.anchor or ".." in path.parts:
-            raise ValueError(
-                f"`{text[:64]}` must be relative to the data directory, without `..`"
-            )
+            raise ValueError(f"`{text[:64]}` must be relative to the data directory, without `..`")
         return path
 
 
@@ -220,7 +218,10 @@ class FLSpec(_Strict):
         default=None, ge=1, le=100_000, description="Default: all UEs."
     )
     round_deadline_s: float = Field(
-        default=120.0, ge=0.1, le=86_400, description="Wall-clock deadline of each stage, s (crash dropouts)."
+        default=120.0,
+        ge=0.1,
+        le=86_400,
+        description="Wall-clock deadline of each stage, s (crash dropouts).",
     )
 
 
@@ -328,7 +329,9 @@ class ExperimentSpec(_Strict):
     radio: RadioSpec = Field(default_factory=RadioSpec)
     backend: BackendSpec = Field(default_factory=_default_backend)
     device_profiles: Dict[str, DeviceProfile] = Field(
-        default_factory=dict, max_length=64, description="Custom profiles by name, beside the built-in ones."
+        default_factory=dict,
+        max_length=64,
+        description="Custom profiles by name, beside the built-in ones.",
     )
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)

@@ -9,6 +9,7 @@ from pathlib import Path
 import uvicorn
 
 from controller.app import create_app
+from controller.server import uvicorn_config
 from controller.settings import ControllerSettings
 from testbed.launcher import free_port
 
@@ -22,7 +23,7 @@ class Server:
     def __init__(self, settings: ControllerSettings) -> None:
         self.settings = settings
         self.app = create_app(settings)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=settings.port, log_level="warning")
+        config = uvicorn_config(self.app, settings, "127.0.0.1", settings.port, "warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"http://127.0.0.1:{settings.port}"

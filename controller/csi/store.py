@@ -19,9 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from protocol.csi import CSIDecodeError, CSIMessage, decode_csi_multipart
+from protocol.csi import MAX_UES, CSIDecodeError, CSIMessage, decode_csi_multipart
 
 __all__ = ["CSICounters", "CSISnapshot", "CSIStore"]
+
+#: Most APs and UEs a store learns from the messages (``ap_ids`` / ``ue_ids`` ``None``), so that
+#: a publisher inventing ids cannot grow it without bound (the spec's limit on APs, and the most
+#: UEs one CSI message can name).
+_MAX_LEARNT_APS = 256
+_MAX_LEARNT_UES = MAX_UES
 
 
 @dataclass(frozen=True)
@@ -79,9 +85,11 @@ class CSIStore:
 
     Args:
         ap_ids: the APs of the experiment; messages from others count as ``unknown_ap``.
-            ``None``: any AP is accepted, learnt in order of first appearance.
+            ``None``: any AP is accepted, learnt in order of first appearance (at most 256;
+            later ones count as ``unknown_ap``).
         ue_ids: the UEs of the experiment (the matrix's UE order); ``None``: learnt from the
-            messages, in order of first appearance. A message naming another UE is malformed.
+            messages, in order of first appearance (at most ``protocol.csi.MAX_UES``). A
+            message naming another UE is malformed (reason ``unknown_ue``).
         n_ant: expected antennas per AP (``{ap_id: n}``); ``None``: any, per message.
         max_age_s: an AP whose latest message is older is stale (s).
         clock: monotonic clock, s (tests inject one).
@@ -104,9 +112,11 @@ class CSIStore:
         if history < 1:
             raise ValueError(f"`history` must be >= 1, got {history}.")
         self._fixed_aps = ap_ids is not None
-        self._ap_list: list[str] = list(ap_ids or [])
+        self._ap_list: list[str] = list(dict.fromkeys(ap_ids or []))
+        self._ap_set = set(self._ap_list)
         self._fixed_ues = ue_ids is not None
-        self._ue_ids: list[str] = list(ue_ids or [])
+        self._ue_ids: list[str] = list(dict.fromkeys(ue_ids or []))
+        self._ue_set = set(self._ue_ids)
         self._n_ant = dict(n_ant or {})
         self.max_age_s = max_age_s
         self._clock = clock
@@ -120,61 +130,80 @@ class CSIStore:
     # -- ingest --------------------------------------------------------------------------------
     def ingest_multipart(self, frames: Sequence[bytes]) -> bool:
         """Decode and ingest one ZeroMQ message; ``True`` if accepted. Never raises."""
-        with self._lock:
-            self._counts["received"] += 1
         try:
             msg = decode_csi_multipart(frames)
         except CSIDecodeError as err:
-            return self._reject("malformed", err.reason)
+            return self._count("malformed", err.reason)
         except Exception:  # a decoder bug must not take the controller down
-            return self._reject("malformed", "internal")
-        return self._accept(msg)
+            return self._count("malformed", "internal")
+        return self._admit(msg)
 
     def ingest(self, msg: CSIMessage) -> bool:
-        """Ingest an already decoded message (validated again); ``True`` if accepted."""
-        with self._lock:
-            self._counts["received"] += 1
+        """Ingest an already decoded message (validated again); ``True`` if accepted. Never
+        raises."""
         try:
             msg.validate()
         except CSIDecodeError as err:
-            return self._reject("malformed", err.reason)
-        return self._accept(msg)
+            return self._count("malformed", err.reason)
+        except Exception:
+            return self._count("malformed", "internal")
+        return self._admit(msg)
 
-    def _reject(self, kind: str, reason: str) -> bool:
+    def _count(self, kind: str, reason: str) -> bool:
+        """Count one rejected message (``received`` with it, so the counters always add up)."""
         with self._lock:
+            self._counts["received"] += 1
             self._counts[kind] += 1
             self._reasons[reason] += 1
         return False
 
-    def _accept(self, msg: CSIMessage) -> bool:
-        if self._fixed_aps and msg.ap_id not in self._ap_list:
-            return self._reject("unknown_ap", "unknown_ap")
+    def _admit(self, msg: CSIMessage) -> bool:
+        try:
+            now = self._clock()
+            with self._lock:
+                verdict = self._verdict(msg, now)
+                if verdict is None:
+                    self._keep(msg, now)
+                    self._counts["received"] += 1
+                    self._counts["accepted"] += 1
+                    return True
+        except Exception:  # a store bug (or a failing clock) must not take the controller down
+            verdict = ("malformed", "internal")
+        return self._count(*verdict)
+
+    def _verdict(self, msg: CSIMessage, now: float) -> tuple[str, str] | None:
+        """Why a valid ``msg`` is rejected, as ``(kind, reason)``; ``None``: accept it.
+        Called with the lock held; changes nothing."""
+        known_ap = msg.ap_id in self._ap_set
+        if not known_ap and (self._fixed_aps or len(self._ap_list) >= _MAX_LEARNT_APS):
+            return "unknown_ap", "unknown_ap"
         want = self._n_ant.get(msg.ap_id)
         if want is not None and msg.n_ant != want:
-            return self._reject("malformed", "shape")
-        now = self._clock()
-        with self._lock:
-            unknown = [u for u in msg.ue_ids if u not in self._ue_ids]
-            if unknown and self._fixed_ues:
-                self._counts["malformed"] += 1
-                self._reasons["unknown_ue"] += 1
-                return False
-            prev = self._latest.get(msg.ap_id)
-            if prev is not None and msg.frame <= prev.msg.frame:
-                if now - prev.at <= self.max_age_s:
-                    self._counts["stale"] += 1
-                    self._reasons["stale"] += 1
-                    return False
-                self._counts["resets"] += 1  # the AP restarted: its frames count from 0 again
-                self._history.pop(msg.ap_id, None)
-            self._ue_ids.extend(unknown)
-            if msg.ap_id not in self._ap_list:
-                self._ap_list.append(msg.ap_id)
-            self._latest[msg.ap_id] = _Latest(msg, now)
-            past = self._history.setdefault(msg.ap_id, deque(maxlen=self._history_len))
-            past.append(msg)
-            self._counts["accepted"] += 1
-        return True
+            return "malformed", "shape"
+        new_ues = sum(u not in self._ue_set for u in msg.ue_ids)
+        if new_ues and (self._fixed_ues or len(self._ue_ids) + new_ues > _MAX_LEARNT_UES):
+            return "malformed", "unknown_ue"
+        prev = self._latest.get(msg.ap_id)
+        if prev is not None and msg.frame <= prev.msg.frame and now - prev.at <= self.max_age_s:
+            return "stale", "stale"
+        return None
+
+    def _keep(self, msg: CSIMessage, now: float) -> None:
+        """Make the accepted ``msg`` its AP's latest (lock held)."""
+        prev = self._latest.get(msg.ap_id)
+        if prev is not None and msg.frame <= prev.msg.frame:
+            self._counts["resets"] += 1  # silent > max_age_s: the AP restarted, frames from 0
+            self._history.pop(msg.ap_id, None)
+        for u in msg.ue_ids:
+            if u not in self._ue_set:
+                self._ue_set.add(u)
+                self._ue_ids.append(u)
+        if msg.ap_id not in self._ap_set:
+            self._ap_set.add(msg.ap_id)
+            self._ap_list.append(msg.ap_id)
+        self._latest[msg.ap_id] = _Latest(msg, now)
+        past = self._history.setdefault(msg.ap_id, deque(maxlen=self._history_len))
+        past.append(msg)
 
     # -- queries -------------------------------------------------------------------------------
     @property

@@ -20,17 +20,19 @@ def serve(
     from pydantic import ValidationError
 
     from controller.app import create_app
+    from controller.server import uvicorn_config
     from controller.settings import ControllerSettings
 
     try:
         settings = ControllerSettings()
     except ValidationError as err:
-        typer.echo(f"controller: refusing to start: {err}", err=True)
+        # The messages only: pydantic's own text would quote the input, secrets included.
+        reasons = "; ".join(
+            e["msg"].removeprefix("Value error, ")
+            for e in err.errors(include_input=False, include_url=False)
+        )
+        typer.echo(f"controller: refusing to start: {reasons}", err=True)
         raise typer.Exit(code=2) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=log_level,
-    )
+    config = uvicorn_config(create_app(settings), settings, host, port, log_level)
+    uvicorn.Server(config).run()

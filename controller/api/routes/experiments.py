@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.responses import FileResponse
 
 from controller.api.deps import Operator, Service
+from controller.api.openapi import ERRORS, json_request_body
 from controller.api.schemas import ExperimentPublic, RoundPublic
 from controller.db import ExperimentRow
-from protocol.spec import SpecError, parse_spec
+from controller.service import ExperimentStartError
+from protocol.spec import ExperimentSpec, SpecError, parse_spec
 
-router = APIRouter(prefix="/experiments", tags=["experiments"])
+router = APIRouter(
+    prefix="/experiments", tags=["experiments"], responses=ERRORS(401, 404, 413, 422)
+)
+
+
+async def _spec_body(request: Request, service: Service, _: Operator) -> ExperimentSpec:
+    """The body as an experiment spec (read after the operator's token was checked)."""
+    raw = await request.body()
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        service.counters["malformed_requests"] += 1
+        raise HTTPException(
+            422,
+            [{"loc": ["body"], "msg": "body is not valid JSON", "type": "json_invalid"}],
+        ) from None
+    try:
+        return parse_spec(data, source="request body")
+    except SpecError as err:
+        service.counters["malformed_requests"] += 1
+        detail = [{**d, "loc": ["body", *d["loc"]]} for d in err.details]
+        raise HTTPException(422, detail) from None
+    except RecursionError:
+        service.counters["malformed_requests"] += 1
+        raise HTTPException(
+            422,
+            [{"loc": ["body"], "msg": "spec nests too deep", "type": "value_error"}],
+        ) from None
 
 
 def _get(service: Service, experiment_id: str) -> ExperimentRow:
@@ -44,20 +74,16 @@ def _public(service: Service, row: ExperimentRow) -> ExperimentPublic:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ExperimentPublic)
-async def create_experiment(request: Request, service: Service, _: Operator) -> Any:
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ExperimentPublic,
+    openapi_extra=json_request_body(ExperimentSpec),
+)
+async def create_experiment(
+    service: Service, _: Operator, spec: Annotated[ExperimentSpec, Depends(_spec_body)]
+) -> Any:
     """Create an experiment from a spec (JSON body: the YAML file's content as JSON)."""
-    try:
-        data = await request.json()
-    except ValueError:
-        return JSONResponse(
-            status_code=422, content={"detail": [{"loc": ["body"], "msg": "body is not JSON"}]}
-        )
-    try:
-        spec = parse_spec(data, source="request body")
-    except SpecError as err:
-        detail = [{"loc": ["body", *p.split(":", 1)[0].split(".")], "msg": p} for p in err.problems]
-        return JSONResponse(status_code=422, content={"detail": detail})
     row = ExperimentRow(
         id=f"{spec.name}-{uuid.uuid4().hex[:8]}",
         name=spec.name,
@@ -85,12 +111,17 @@ def get_spec(experiment_id: str, service: Service, _: Operator) -> Any:
     return _get(service, experiment_id).spec
 
 
-@router.post("/{experiment_id}/start", response_model=ExperimentPublic)
+@router.post("/{experiment_id}/start", response_model=ExperimentPublic, responses=ERRORS(409))
 def start_experiment(experiment_id: str, service: Service, _: Operator) -> Any:
+    """Start or resume; 409 when it has completed, or when it cannot start (it is then
+    ``failed``, with the reason in ``error``)."""
     row = _get(service, experiment_id)
     if row.status == "completed":
         raise HTTPException(status.HTTP_409_CONFLICT, "experiment already completed")
-    service.start_experiment(experiment_id)
+    try:
+        service.start_experiment(experiment_id)
+    except ExperimentStartError as err:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from None
     return _public(service, _get(service, experiment_id))
 
 

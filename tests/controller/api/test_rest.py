@@ -64,7 +64,8 @@ def test_invalid_spec_gets_422_naming_the_field(operator: httpx.Client) -> None:
     spec = _spec()
     spec["radio"]["tau_p"] = 999  # a cross-field check, run once every field is valid
     detail = operator.post("/experiments", json=spec).json()["detail"]
-    assert any("radio.tau_p (999)" in d["msg"] for d in detail)
+    assert ["body", "radio", "tau_p"] in [d["loc"] for d in detail]
+    assert any(d["msg"].startswith("radio.tau_p: 999 must not exceed") for d in detail)
     assert operator.post("/experiments", content=b"{not json").status_code == 422
 
 
@@ -94,9 +95,11 @@ def test_experiment_lifecycle_without_agents(operator: httpx.Client) -> None:
 def test_agent_enrolment_and_signed_requests(server: Server, operator: httpx.Client) -> None:
     key = Ed25519PrivateKey.generate()
     enrol = {"agent_id": "ue0", "profile": "rpi4", "public_key": public_key_b64(key)}
-    bad = httpx.post(f"{server.url}/api/v1/agents/enrol", json={**enrol, "enrol_token": "x"})
+    url = f"{server.url}/api/v1/agents/enrol"
+    bad = httpx.post(url, json=enrol, headers={"X-Enrol-Token": "x"})
     assert bad.status_code == 401
-    ok = httpx.post(f"{server.url}/api/v1/agents/enrol", json={**enrol, "enrol_token": ENROL})
+    assert httpx.post(url, json=enrol).status_code == 401
+    ok = httpx.post(url, json=enrol, headers={"X-Enrol-Token": ENROL})
     assert ok.status_code == 200
     assert ok.json()["enrolled"] is True
 
@@ -114,8 +117,8 @@ def test_agent_enrolment_and_signed_requests(server: Server, operator: httpx.Cli
     replay_elsewhere = sign_request(key, "ue0", "GET", "/api/v1/agents/ue0/other")
     assert httpx.get(server.url + path, headers=replay_elsewhere).status_code == 401
 
-    taken = {**enrol, "public_key": public_key_b64(other), "enrol_token": ENROL}
-    assert httpx.post(f"{server.url}/api/v1/agents/enrol", json=taken).status_code == 409
+    taken = {**enrol, "public_key": public_key_b64(other)}
+    assert httpx.post(url, json=taken, headers={"X-Enrol-Token": ENROL}).status_code == 409
 
     agents = operator.get("/agents").json()
     assert [(a["id"], a["profile"], a["alive"]) for a in agents] == [("ue0", "rpi4", True)]
