@@ -9,6 +9,7 @@ lost and nothing is repeated. Global models are safetensors files beside the dat
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -121,7 +122,12 @@ class Database:
     """An engine plus a session factory; ``session()`` commits on success, rolls back on error."""
 
     def __init__(self, url: str) -> None:
-        kwargs: dict[str, Any] = {}
+        # pre-ping: a connection the server dropped (a PostgreSQL restart) is replaced, not
+        # failed; allow_nan=False: NaN in a JSON column fails on SQLite as on PostgreSQL.
+        kwargs: dict[str, Any] = {
+            "pool_pre_ping": True,
+            "json_serializer": functools.partial(json.dumps, allow_nan=False),
+        }
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False}
         self.engine: Engine = create_engine(url, **kwargs)

@@ -59,7 +59,12 @@ def serve(overrides: Dict[str, Any], log_level: str = "info") -> int:
     try:
         settings = AgentSettings(**overrides)
     except ValidationError as err:
-        print(f"agent: bad settings: {err}", file=sys.stderr)
+        # The messages only: pydantic's own text would quote the input (the enrolment token).
+        reasons = "; ".join(
+            "%s: %s" % (".".join(str(p) for p in e["loc"]), e["msg"])
+            for e in err.errors(include_input=False, include_url=False)
+        )
+        print(f"agent: bad settings: {reasons}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s agent[" + settings.agent_id + "] %(message)s"
@@ -70,12 +75,22 @@ def serve(overrides: Dict[str, Any], log_level: str = "info") -> int:
     except DVFSError as err:
         print(f"agent: --dvfs {settings.dvfs}: {err}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+    signal.signal(signal.SIGTERM, _abandon)
+    signal.signal(signal.SIGHUP, _abandon)
     try:
         agent.run()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # SIGINT, SIGTERM or SIGHUP: run() has restored DVFS
         agent.stop()
     return 0
+
+
+def _abandon(signum: int, frame: Any) -> None:
+    """Stop now: the stage in progress (a training step included) is abandoned, not finished.
+
+    Raised in the main thread at its next bytecode, so the agent exits within a mini-batch;
+    :meth:`Agent.run` still restores the DVFS settings on the way out.
+    """
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 EXTRAS="${EXTRAS:-all,dev}"
 SYSTEM_PYTHON=/usr/bin/python3
-APT_PACKAGES=(gnuradio uhd-host python3-uhd python3-venv python3-dev systemd)
+APT_PACKAGES=(gnuradio uhd-host python3-uhd python3-venv python3-dev systemd postgresql)
 SYSTEM_MODULES=(gnuradio pmt uhd)
 
 step() { printf '==> setup: %s\n' "$*"; }

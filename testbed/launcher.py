@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +32,7 @@ from protocol.profiles import BUILTIN_PROFILES
 from protocol.spec import ExperimentSpec, UESpec, UHDBackendSpec
 from testbed.results import summarise, write_metrics, write_plots, write_summary
 
-__all__ = ["LaunchError", "Processes", "free_port", "run_experiment"]
+__all__ = ["Interrupted", "LaunchError", "Processes", "free_port", "run_experiment"]
 
 _READY_TIMEOUT_S = 120.0
 _POLL_S = 1.0
@@ -101,13 +102,35 @@ class Processes:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP reached the launcher (SIGINT raises KeyboardInterrupt itself)."""
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(f"signal {signal.Signals(signum).name}")
+
+
 @contextmanager
 def processes(logs: Path) -> Iterator[Processes]:
+    """The run's children, stopped on the way out: on success, on an error, and on SIGINT,
+    SIGTERM or SIGHUP (as systemd, a CI runner or ``kill`` stops the launcher), which raise
+    :class:`KeyboardInterrupt` in the main thread so this block's cleanup runs."""
     procs = Processes(logs)
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, _interrupt)
     try:
         yield procs
     finally:
-        procs.stop_all()
+        # A second signal during the cleanup must not cut it short.
+        for signum in previous:
+            signal.signal(signum, signal.SIG_IGN)
+        try:
+            procs.stop_all()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 def _testbed() -> list[str]:

@@ -44,7 +44,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 _bearer = HTTPBearer(auto_error=False, description="The operator's token.")
 _enrol_header = APIKeyHeader(
-    name=ENROL_TOKEN_HEADER, auto_error=False, description="The enrolment token."
+    name=ENROL_TOKEN_HEADER,
+    scheme_name=ENROL_TOKEN_HEADER,
+    auto_error=False,
+    description="The enrolment token.",
 )
 #: One answer for an unknown agent and for a bad signature (no enumeration of agent ids).
 UNAUTHORISED_AGENT = "unknown agent or bad signature"
@@ -101,14 +104,19 @@ def require_enrol_token(
 EnrolToken = Annotated[None, Depends(require_enrol_token)]
 
 
+def _header(name: str) -> APIKeyHeader:
+    """One security scheme per signature header, so the OpenAPI document names each."""
+    return APIKeyHeader(name=name, scheme_name=name, auto_error=False)
+
+
 async def require_agent(
     request: Request,
     service: Service,
-    _id: Annotated[str | None, Depends(APIKeyHeader(name=HEADER_ID, auto_error=False))],
-    _ts: Annotated[str | None, Depends(APIKeyHeader(name=HEADER_TIMESTAMP, auto_error=False))],
-    _nonce: Annotated[str | None, Depends(APIKeyHeader(name=HEADER_NONCE, auto_error=False))],
-    _digest: Annotated[str | None, Depends(APIKeyHeader(name=HEADER_DIGEST, auto_error=False))],
-    _sig: Annotated[str | None, Depends(APIKeyHeader(name=HEADER_SIGNATURE, auto_error=False))],
+    _id: Annotated[str | None, Depends(_header(HEADER_ID))],
+    _ts: Annotated[str | None, Depends(_header(HEADER_TIMESTAMP))],
+    _nonce: Annotated[str | None, Depends(_header(HEADER_NONCE))],
+    _digest: Annotated[str | None, Depends(_header(HEADER_DIGEST))],
+    _sig: Annotated[str | None, Depends(_header(HEADER_SIGNATURE))],
 ) -> str:
     """The id of the enrolled agent whose Ed25519 signature this request carries.
 

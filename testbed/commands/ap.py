@@ -55,6 +55,7 @@ def serve(
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
     if duration is not None:
         timer = threading.Timer(duration, stop.set)
         timer.daemon = True  # an early exit (e.g. the air port is taken) must not wait for it

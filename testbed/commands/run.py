@@ -32,6 +32,9 @@ def run(
     except LaunchError as err:
         typer.echo(f"run failed: {err}\nlogs: {out / 'logs'}", err=True)
         raise typer.Exit(code=1) from None
+    except KeyboardInterrupt as err:  # SIGINT, SIGTERM, SIGHUP: every child has been stopped
+        typer.echo(f"run interrupted ({err or 'SIGINT'}); every process it started is stopped")
+        raise typer.Exit(code=130) from None
     typer.echo(
         f"done: {summary['rounds_completed']} rounds in {summary['measured_wall_time_s']} s "
         f"(measured), {summary['model_time_s']:.1f} s modelled, "
