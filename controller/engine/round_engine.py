@@ -469,6 +469,9 @@ class RoundEngine:
             if new_version is None
             else self._store.commit_candidate(self.experiment_id, new_version)
         )
+        if model_path is not None:  # what the round made, to check the file against later
+            state.details["model_version"] = new_version
+            state.details["model_sha256"] = self._store.digest(model_path.read_bytes())
         with self._db.session() as s:
             exp = s.get(ExperimentRow, self.experiment_id)
             if exp is None or exp.next_round != state.index:
