@@ -6,8 +6,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from controller.api import openapi
 from controller.api.limits import BodyLimits
@@ -57,6 +60,26 @@ def create_app(settings: ControllerSettings | None = None) -> FastAPI:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return JSONResponse(status_code=500, content={"detail": "internal error (logged)"})
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """FastAPI's answer, except that a 405 lists every method the path supports (Starlette
+        lists only those of the first route whose path matched)."""
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 405:
+            allowed = _allowed_methods(app, request)
+            exc = StarletteHTTPException(405, exc.detail, headers={"Allow": ", ".join(allowed)})
+        return await http_exception_handler(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, server_error)
     openapi.install(app)
     return app
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method of the routes whose path matches ``request``'s."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "\x00"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)

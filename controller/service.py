@@ -95,9 +95,15 @@ class ControllerService:
             except ExperimentStartError as err:
                 log.error("experiment %s could not resume: %s", experiment_id, err)
 
-    def shutdown(self) -> None:
-        for engine in list(self.engines.values()):
-            engine.stop()
+    def shutdown(self, timeout_s: float = 3.0) -> None:
+        """Stop every engine within ``timeout_s`` together: a round in progress is abandoned
+        (it was not committed, so it runs again after a restart)."""
+        engines = list(self.engines.values())
+        for engine in engines:
+            engine.stop_event.set()
+        deadline = time.monotonic() + timeout_s
+        for engine in engines:
+            engine.stop(timeout_s=max(0.0, deadline - time.monotonic()))
         if self.csi is not None:
             self.csi.stop()
         self.db.dispose()

@@ -16,6 +16,8 @@ from typing import Dict, List, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from typing_extensions import Annotated
 
+from protocol.numbers import Float, Int
+
 __all__ = ["BUILTIN_PROFILES", "DeviceProfile", "resolve_profile"]
 
 
@@ -27,21 +29,21 @@ class DeviceProfile(BaseModel):
     name: str = Field(
         min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="e.g. `rpi4`."
     )
-    f_levels_hz: List[Annotated[float, Field(le=1e11)]] = Field(
+    f_levels_hz: List[Annotated[Float, Field(gt=0, le=1e11)]] = Field(
         min_length=1, max_length=256, description="CPU DVFS levels in Hz, strictly ascending."
     )
-    kappa: float = Field(
+    kappa: Float = Field(
         gt=0, le=1e-15, description="Effective switched capacitance, J/(cycle Hz^2)."
     )
-    idle_power_w: float = Field(ge=0, le=1e4, description="Board power when idle, W.")
-    cycles_per_sample: float = Field(gt=0, le=1e15, description="CPU cycles per training sample.")
-    p_max_w: float = Field(gt=0, le=100.0, description="Largest uplink transmit power, W.")
-    nvpmodel_modes: Optional[Dict[str, Annotated[int, Field(ge=0, le=255)]]] = Field(
+    idle_power_w: Float = Field(ge=0, le=1e4, description="Board power when idle, W.")
+    cycles_per_sample: Float = Field(gt=0, le=1e15, description="CPU cycles per training sample.")
+    p_max_w: Float = Field(gt=0, le=100.0, description="Largest uplink transmit power, W.")
+    nvpmodel_modes: Optional[Dict[str, Annotated[Int, Field(ge=0, le=255)]]] = Field(
         default=None,
         max_length=64,
         description="Jetson power modes by name (e.g. `10W: 0`), where present.",
     )
-    gpu_levels_hz: Optional[List[Annotated[float, Field(le=1e11)]]] = Field(
+    gpu_levels_hz: Optional[List[Annotated[Float, Field(gt=0, le=1e11)]]] = Field(
         default=None, max_length=256, description="GPU devfreq levels in Hz (Jetson), ascending."
     )
 

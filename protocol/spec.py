@@ -13,21 +13,26 @@ Kept Python 3.8 compatible: edge boards import this module.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Literal, Optional, Tuple, Union
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    StrictBool,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
 )
 from typing_extensions import Annotated
 
+from protocol.numbers import Float, Int
 from protocol.profiles import BUILTIN_PROFILES, DeviceProfile
 
 __all__ = [
@@ -49,6 +54,7 @@ __all__ = [
     "WeightsSpec",
     "format_validation_errors",
     "load_spec",
+    "load_yaml",
     "parse_spec",
 ]
 
@@ -75,14 +81,14 @@ Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]
 SEED_MAX = 2**32 - 1
 
 
-Position = Tuple[float, float]
+Position = Tuple[Float, Float]
 
 
 class APSpec(_Strict):
     """One access point: a USRP B210 (or its simulation)."""
 
     id: Id
-    antennas: int = Field(default=2, ge=1, le=64, description="Receive antennas (B210: 1 or 2).")
+    antennas: Int = Field(default=2, ge=1, le=64, description="Receive antennas (B210: 1 or 2).")
     position_m: Optional[Position] = Field(
         default=None, description="(x, y) in metres; random (seeded) when absent."
     )
@@ -102,16 +108,16 @@ class UESpec(_Strict):
         default="rpi4", max_length=64, description="Device profile: rpi4, jetson-nano or custom."
     )
     position_m: Optional[Position] = None
-    speed_mps: float = Field(default=1.0, ge=0, le=100, description="Random-waypoint speed, m/s.")
+    speed_mps: Float = Field(default=1.0, ge=0, le=100, description="Random-waypoint speed, m/s.")
     host: Optional[str] = Field(
         default=None, max_length=253, description="Board address (lab hardware)."
     )
 
 
 class TopologySpec(_Strict):
-    area_m: float = Field(default=1000.0, gt=0, le=1e6, description="Side of the square area, m.")
-    wrap_around: bool = True
-    ap_height_m: float = Field(
+    area_m: Float = Field(default=1000.0, gt=0, le=1e6, description="Side of the square area, m.")
+    wrap_around: StrictBool = True
+    ap_height_m: Float = Field(
         default=10.0, ge=0, le=1e4, description="AP height above the UEs, m."
     )
     aps: List[APSpec] = Field(min_length=1, max_length=256)
@@ -119,28 +125,28 @@ class TopologySpec(_Strict):
 
 
 class RadioSpec(_Strict):
-    carrier_hz: float = Field(default=3.5e9, gt=0, le=1e11)
-    bandwidth_hz: float = Field(default=20e6, gt=0, le=1e9)
-    sample_rate_hz: float = Field(
+    carrier_hz: Float = Field(default=3.5e9, gt=0, le=1e11)
+    bandwidth_hz: Float = Field(default=20e6, gt=0, le=1e9)
+    sample_rate_hz: Float = Field(
         default=1e6, gt=0, le=1e9, description="AP receive sample rate, Hz."
     )
-    tau_p: int = Field(default=8, ge=1, le=4096, description="Pilot length, samples.")
-    tau_c: int = Field(
+    tau_p: Int = Field(default=8, ge=1, le=4096, description="Pilot length, samples.")
+    tau_c: Int = Field(
         default=200, ge=1, le=1_000_000, description="Coherence block (frame) length, samples."
     )
-    noise_figure_db: float = Field(default=7.0, ge=0, le=50)
-    pilot_power_w: float = Field(default=0.1, gt=0, le=100)
-    snr_override_db: Optional[float] = Field(
+    noise_figure_db: Float = Field(default=7.0, ge=0, le=50)
+    pilot_power_w: Float = Field(default=0.1, gt=0, le=100)
+    snr_override_db: Optional[Float] = Field(
         default=None, ge=-50, le=100, description="Force every UE's pilot SNR (sweeps)."
     )
 
 
 class SimBackendSpec(_Strict):
     kind: Literal["sim"] = "sim"
-    cfo_hz: float = Field(
+    cfo_hz: Float = Field(
         default=0.0, ge=-1e7, le=1e7, description="Carrier frequency offset of each UE, Hz."
     )
-    timing_offset_samples: int = Field(default=0, ge=0, le=1_000_000)
+    timing_offset_samples: Int = Field(default=0, ge=0, le=1_000_000)
 
 
 ClockSource = Literal["internal", "external", "gpsdo"]
@@ -150,11 +156,25 @@ class UHDBackendSpec(_Strict):
     kind: Literal["uhd"]
     clock_source: ClockSource = "internal"
     time_source: ClockSource = "internal"
-    rx_gain_db: float = Field(default=40.0, ge=0, le=76)
-    start_delay_s: float = Field(default=1.0, gt=0, le=60, description="Timed start after PPS, s.")
+    rx_gain_db: Float = Field(default=40.0, ge=0, le=76)
+    start_delay_s: Float = Field(default=1.0, gt=0, le=60, description="Timed start after PPS, s.")
 
 
-BackendSpec = Annotated[Union[SimBackendSpec, UHDBackendSpec], Field(discriminator="kind")]
+def _kind_or(default: str) -> Callable[[Any], str]:
+    """A union's discriminator: the ``kind`` field, ``default`` where it is left out (so a
+    schema-valid document without it means the default)."""
+
+    def kind(value: Any) -> str:
+        found = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+        return default if found is None else str(found)
+
+    return kind
+
+
+BackendSpec = Annotated[
+    Union[Annotated[SimBackendSpec, Tag("sim")], Annotated[UHDBackendSpec, Tag("uhd")]],
+    Discriminator(_kind_or("sim")),
+]
 
 
 class IIDPartition(_Strict):
@@ -163,18 +183,23 @@ class IIDPartition(_Strict):
 
 class DirichletPartition(_Strict):
     kind: Literal["dirichlet"]
-    alpha: float = Field(
+    alpha: Float = Field(
         ge=1e-3, le=1e6, description="Dirichlet concentration; small is more skewed."
     )
 
 
 class LabelSkewPartition(_Strict):
     kind: Literal["label_skew"]
-    classes_per_client: int = Field(ge=1, le=1000)
+    classes_per_client: Int = Field(ge=1, le=1000)
 
 
 Partition = Annotated[
-    Union[IIDPartition, DirichletPartition, LabelSkewPartition], Field(discriminator="kind")
+    Union[
+        Annotated[IIDPartition, Tag("iid")],
+        Annotated[DirichletPartition, Tag("dirichlet")],
+        Annotated[LabelSkewPartition, Tag("label_skew")],
+    ],
+    Discriminator(_kind_or("iid")),
 ]
 
 
@@ -186,10 +211,10 @@ class DatasetSpec(_Strict):
         "default: the data directory itself (../shared/data, or TESTBED_DATA_DIR).",
     )
     partition: Partition = Field(default_factory=IIDPartition)
-    samples_per_client: Optional[int] = Field(
+    samples_per_client: Optional[Int] = Field(
         default=None, ge=1, le=1_000_000, description="Cap on each client's local samples."
     )
-    min_samples_per_client: int = Field(default=10, ge=1, le=1_000_000)
+    min_samples_per_client: Int = Field(default=10, ge=1, le=1_000_000)
 
     @field_validator("path")
     @classmethod
@@ -209,15 +234,15 @@ class ModelSpec(_Strict):
 
 
 class FLSpec(_Strict):
-    rounds: int = Field(default=20, ge=1, le=100_000)
-    local_epochs: int = Field(default=1, ge=1, le=1000)
-    batch_size: int = Field(default=32, ge=1, le=65536)
-    learning_rate: float = Field(default=0.05, gt=0, le=100)
-    momentum: float = Field(default=0.0, ge=0, lt=1)
-    clients_per_round: Optional[int] = Field(
+    rounds: Int = Field(default=20, ge=1, le=100_000)
+    local_epochs: Int = Field(default=1, ge=1, le=1000)
+    batch_size: Int = Field(default=32, ge=1, le=65536)
+    learning_rate: Float = Field(default=0.05, gt=0, le=100)
+    momentum: Float = Field(default=0.0, ge=0, lt=1)
+    clients_per_round: Optional[Int] = Field(
         default=None, ge=1, le=100_000, description="Default: all UEs."
     )
-    round_deadline_s: float = Field(
+    round_deadline_s: Float = Field(
         default=120.0,
         ge=0.1,
         le=86_400,
@@ -226,15 +251,15 @@ class FLSpec(_Strict):
 
 
 class AblationSpec(_Strict):
-    no_cra: bool = False
-    no_csm: bool = False
-    no_fal: bool = False
-    no_drl: bool = False
+    no_cra: StrictBool = False
+    no_csm: StrictBool = False
+    no_fal: StrictBool = False
+    no_drl: StrictBool = False
 
 
 class AlgorithmSpec(_Strict):
     name: Literal["proposed", "rrs", "cpa", "fedavg", "fedprox", "drl_ra", "jcc"] = "proposed"
-    fedprox_mu: float = Field(default=0.01, ge=0, le=1000)
+    fedprox_mu: Float = Field(default=0.01, ge=0, le=1000)
     bandwidth: Literal["softmax", "exact"] = "softmax"
     power: Literal["drl", "max", "convex"] = "drl"
     ablation: AblationSpec = Field(default_factory=AblationSpec)
@@ -248,30 +273,30 @@ class AlgorithmSpec(_Strict):
 
 
 class WeightsSpec(_Strict):
-    alpha: float = Field(default=1.0, ge=0, le=1e6, description="Accuracy weight.")
-    beta: float = Field(default=0.1, ge=0, le=1e6, description="Energy weight, 1/J.")
-    gamma: float = Field(default=1.0, ge=0, le=1e6, description="Latency weight, 1/s.")
-    lambda_: float = Field(
+    alpha: Float = Field(default=1.0, ge=0, le=1e6, description="Accuracy weight.")
+    beta: Float = Field(default=0.1, ge=0, le=1e6, description="Energy weight, 1/J.")
+    gamma: Float = Field(default=1.0, ge=0, le=1e6, description="Latency weight, 1/s.")
+    lambda_: Float = Field(
         default=0.1, ge=0, le=1e6, alias="lambda", description="FAL fairness weight."
     )
 
 
 class SecureAggregationSpec(_Strict):
-    enabled: bool = True
-    threshold: Optional[int] = Field(
+    enabled: StrictBool = True
+    threshold: Optional[Int] = Field(
         default=None,
         ge=2,
         le=100_000,
         description="Survivors needed to unmask; default ceil(2/3 n).",
     )
-    neighbours: Optional[int] = Field(
+    neighbours: Optional[Int] = Field(
         default=None,
         ge=2,
         le=100_000,
         description="k of a k-regular graph (SecAgg+); none: complete.",
     )
-    clip: float = Field(default=1.0, gt=0, le=1e6, description="Clipping bound of each coordinate.")
-    fraction_bits: int = Field(default=16, ge=1, le=40)
+    clip: Float = Field(default=1.0, gt=0, le=1e6, description="Clipping bound of each coordinate.")
+    fraction_bits: Int = Field(default=16, ge=1, le=40)
 
 
 #: MCS tables of the link layer (3GPP TS 38.214 Tables 5.1.3.1-1 and 5.1.3.1-2).
@@ -281,29 +306,29 @@ MCS_TABLES = ("nr-64qam", "nr-256qam")
 class LinkSpec(_Strict):
     """The link layer (DESIGN section 12): which planned updates the radio really carries."""
 
-    enabled: bool = Field(
+    enabled: StrictBool = Field(
         default=True, description="Off: every reported update arrives (no MCS, no HARQ)."
     )
     mcs_table: Literal["nr-64qam", "nr-256qam"] = Field(
         default="nr-64qam", description="5G NR PUSCH MCS table (TS 38.214 5.1.3.1-1 or -2)."
     )
-    backoff_db: float = Field(
+    backoff_db: Float = Field(
         default=3.0, ge=0, le=30, description="Margin below the planned SINR for the MCS, dB."
     )
-    tbs_bits: int = Field(
+    tbs_bits: Int = Field(
         default=8448, ge=64, le=1_000_000, description="Transport block size, bit."
     )
-    harq_max_retx: int = Field(default=3, ge=0, le=16, description="HARQ retransmissions.")
-    chase_combining: bool = Field(
+    harq_max_retx: Int = Field(default=3, ge=0, le=16, description="HARQ retransmissions.")
+    chase_combining: StrictBool = Field(
         default=True, description="Retries of a block add their SINRs (HARQ Chase combining)."
     )
-    deadline_s: Optional[float] = Field(
+    deadline_s: Optional[Float] = Field(
         default=None,
         gt=0,
         le=1e6,
         description="Modelled round deadline, s; none: deadline_factor x the planned latency.",
     )
-    deadline_factor: float = Field(
+    deadline_factor: Float = Field(
         default=1.5,
         ge=1.0,
         le=100.0,
@@ -324,7 +349,7 @@ class ExperimentSpec(_Strict):
         pattern=r"^[A-Za-z0-9_.-]+$",
         description="Short and file-name safe: the experiment id is `NAME-xxxxxxxx`.",
     )
-    seed: int = Field(default=0, ge=0, le=SEED_MAX)
+    seed: Int = Field(default=0, ge=0, le=SEED_MAX)
     topology: TopologySpec
     radio: RadioSpec = Field(default_factory=RadioSpec)
     backend: BackendSpec = Field(default_factory=_default_backend)
@@ -504,6 +529,30 @@ def parse_spec(data: object, source: str = "<spec>") -> ExperimentSpec:
         raise SpecError(source, [d["msg"] for d in details], details) from None
 
 
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, with YAML 1.2 floats: ``3.5e9`` is a number (YAML 1.1, which
+    PyYAML follows, wants ``3.5e+9`` and would read ``3.5e9`` as a string)."""
+
+
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse a spec's YAML text (YAML 1.2 floats; see :class:`_SpecLoader`)."""
+    return yaml.load(text, Loader=_SpecLoader)
+
+
 def load_spec(path: Union[str, Path]) -> ExperimentSpec:
     """Read and validate the experiment file at ``path``."""
     p = Path(path)
@@ -512,7 +561,7 @@ def load_spec(path: Union[str, Path]) -> ExperimentSpec:
     except OSError as err:
         raise SpecError(str(p), [f"cannot read file: {err.strerror}"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as err:
         raise SpecError(str(p), [f"not valid YAML: {err}"]) from None
     return parse_spec(data, source=str(p))

@@ -143,7 +143,7 @@ async def require_agent(
         check_body(signed, await request.body())
     except SignatureError as err:
         service.counters["bad_signatures"] += 1
-        log.warning("agent %.64r: refused (%s)", agent_id, err.reason)
+        log.info("agent %.64r: refused (%s)", agent_id, err.reason)
         raise _unauthorised(UNAUTHORISED_AGENT, scheme="X-Agent-Signature") from None
     service.agents.touch(agent_id)
     return agent_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from controller.db import RoundRow
 
@@ -23,6 +23,12 @@ class ExperimentPublic(BaseModel):
     current_round: int | None = None
     error: str | None = None
     created_at: dt.datetime
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: dt.datetime) -> dt.datetime:
+        """UTC with its offset (SQLite hands the stored UTC time back without one)."""
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 class RoundPublic(BaseModel):

@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from sqlalchemy import delete, inspect
 from sqlalchemy.exc import DataError, IntegrityError
 
 from controller.db import AgentRow, Database, ExperimentRow, RoundRow
+from protocol.spec import load_yaml
 from testbed.testing import TOKEN, Server, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -270,7 +270,7 @@ def test_postgres_refuses_nan_in_json_columns(postgres_db: str) -> None:
 
 
 def _spec() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((ROOT / "examples/quickstart.yaml").read_text())
+    data: dict[str, Any] = load_yaml((ROOT / "examples/quickstart.yaml").read_text())
     return data
 
 

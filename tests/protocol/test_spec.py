@@ -7,15 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from protocol.spec import SpecError, load_spec, parse_spec
+from protocol.spec import SpecError, load_spec, load_yaml, parse_spec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _quickstart() -> dict[str, Any]:
-    return yaml.safe_load((EXAMPLES / "quickstart.yaml").read_text())
+    return load_yaml((EXAMPLES / "quickstart.yaml").read_text())
 
 
 def _problems(data: dict[str, Any]) -> list[str]:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from protocol.spec import load_yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 TESTBED = [sys.executable, "-m", "testbed"]
 
@@ -32,7 +34,7 @@ def test_spec_validate_accepts_examples() -> None:
 
 
 def test_spec_validate_rejects_with_field_paths(tmp_path: Path) -> None:
-    data = yaml.safe_load((ROOT / "examples/quickstart.yaml").read_text())
+    data = load_yaml((ROOT / "examples/quickstart.yaml").read_text())
     data["radio"]["bandwidth_hz"] = -5
     data["radio"]["tau_p"] = 500
     data["dataset"]["partition"] = {"kind": "dirichlet", "alpha": 0}

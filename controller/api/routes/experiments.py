@@ -21,6 +21,32 @@ router = APIRouter(
 )
 
 
+#: What a created experiment's id leads to (OpenAPI links, for clients and stateful tests).
+_LINKS = {
+    op: {"operationId": op, "parameters": {"experiment_id": "$response.body#/id"}}
+    for op in (
+        "getExperiment",
+        "getExperimentSpec",
+        "startExperiment",
+        "stopExperiment",
+        "listRounds",
+        "downloadModel",
+        "deleteExperiment",
+    )
+}
+#: The body's example: the quickstart's spec, trimmed to two rounds.
+_EXAMPLE: dict[str, Any] = {
+    "name": "quickstart",
+    "seed": 0,
+    "topology": {
+        "area_m": 200.0,
+        "aps": [{"id": "ap0"}, {"id": "ap1"}],
+        "ues": [{"id": "ue0"}, {"id": "ue1"}, {"id": "ue2"}],
+    },
+    "fl": {"rounds": 2},
+}
+
+
 async def _spec_body(request: Request, service: Service, _: Operator) -> ExperimentSpec:
     """The body as an experiment spec (read after the operator's token was checked)."""
     raw = await request.body()
@@ -78,7 +104,9 @@ def _public(service: Service, row: ExperimentRow) -> ExperimentPublic:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ExperimentPublic,
-    openapi_extra=json_request_body(ExperimentSpec),
+    operation_id="createExperiment",
+    responses={201: {"links": _LINKS}},
+    openapi_extra=json_request_body(ExperimentSpec, example=_EXAMPLE),
 )
 async def create_experiment(
     service: Service, _: Operator, spec: Annotated[ExperimentSpec, Depends(_spec_body)]
@@ -94,24 +122,29 @@ async def create_experiment(
     return _public(service, row)
 
 
-@router.get("", response_model=list[ExperimentPublic])
+@router.get("", operation_id="listExperiments", response_model=list[ExperimentPublic])
 def list_experiments(service: Service, _: Operator) -> Any:
     with service.db.session() as s:
         rows = s.query(ExperimentRow).order_by(ExperimentRow.created_at).all()
     return [_public(service, r) for r in rows]
 
 
-@router.get("/{experiment_id}", response_model=ExperimentPublic)
+@router.get("/{experiment_id}", operation_id="getExperiment", response_model=ExperimentPublic)
 def get_experiment(experiment_id: str, service: Service, _: Operator) -> Any:
     return _public(service, _get(service, experiment_id))
 
 
-@router.get("/{experiment_id}/spec")
+@router.get("/{experiment_id}/spec", operation_id="getExperimentSpec")
 def get_spec(experiment_id: str, service: Service, _: Operator) -> Any:
     return _get(service, experiment_id).spec
 
 
-@router.post("/{experiment_id}/start", response_model=ExperimentPublic, responses=ERRORS(409))
+@router.post(
+    "/{experiment_id}/start",
+    operation_id="startExperiment",
+    response_model=ExperimentPublic,
+    responses=ERRORS(409),
+)
 def start_experiment(experiment_id: str, service: Service, _: Operator) -> Any:
     """Start or resume; 409 when it has completed, or when it cannot start (it is then
     ``failed``, with the reason in ``error``)."""
@@ -125,14 +158,18 @@ def start_experiment(experiment_id: str, service: Service, _: Operator) -> Any:
     return _public(service, _get(service, experiment_id))
 
 
-@router.post("/{experiment_id}/stop", response_model=ExperimentPublic)
+@router.post(
+    "/{experiment_id}/stop", operation_id="stopExperiment", response_model=ExperimentPublic
+)
 def stop_experiment(experiment_id: str, service: Service, _: Operator) -> Any:
     _get(service, experiment_id)
     service.stop_experiment(experiment_id)
     return _public(service, _get(service, experiment_id))
 
 
-@router.delete("/{experiment_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{experiment_id}", operation_id="deleteExperiment", status_code=status.HTTP_204_NO_CONTENT
+)
 def delete_experiment(experiment_id: str, service: Service, _: Operator) -> Response:
     _get(service, experiment_id)
     service.stop_experiment(experiment_id)
@@ -144,14 +181,14 @@ def delete_experiment(experiment_id: str, service: Service, _: Operator) -> Resp
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{experiment_id}/rounds", response_model=list[RoundPublic])
+@router.get("/{experiment_id}/rounds", operation_id="listRounds", response_model=list[RoundPublic])
 def list_rounds(experiment_id: str, service: Service, _: Operator) -> Any:
     _get(service, experiment_id)
     with service.db.session() as s:
         return [RoundPublic.from_row(r) for r in service.db.rounds(s, experiment_id)]
 
 
-@router.get("/{experiment_id}/rounds/{index}", response_model=RoundPublic)
+@router.get("/{experiment_id}/rounds/{index}", operation_id="getRound", response_model=RoundPublic)
 def get_round(experiment_id: str, index: int, service: Service, _: Operator) -> Any:
     _get(service, experiment_id)
     with service.db.session() as s:
@@ -161,7 +198,7 @@ def get_round(experiment_id: str, index: int, service: Service, _: Operator) -> 
     raise HTTPException(status.HTTP_404_NOT_FOUND, f"round {index} of `{experiment_id}` not found")
 
 
-@router.get("/{experiment_id}/model")
+@router.get("/{experiment_id}/model", operation_id="downloadModel")
 def download_model(experiment_id: str, service: Service, _: Operator) -> FileResponse:
     """The latest committed global model (safetensors)."""
     row = _get(service, experiment_id)

@@ -17,13 +17,13 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from controller.api.deps import UNAUTHORISED_AGENT
 from controller.db import ExperimentRow
 from protocol.auth import public_key_b64, sign_request
+from protocol.spec import load_yaml
 from testbed.testing import ENROL, TOKEN, Server, make_settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -31,7 +31,7 @@ _MiB = 1024 * 1024
 
 
 def _spec(**changes: Any) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((ROOT / "examples/quickstart.yaml").read_text())
+    data: dict[str, Any] = load_yaml((ROOT / "examples/quickstart.yaml").read_text())
     for path, value in changes.items():
         *parents, leaf = path.split("__")
         node = data

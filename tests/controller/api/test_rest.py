@@ -8,19 +8,19 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from controller.settings import ControllerSettings
 from protocol.auth import public_key_b64, sign_request
+from protocol.spec import load_yaml
 from testbed.testing import ENROL, Server, make_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def _spec() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((ROOT / "examples/quickstart.yaml").read_text())
+    data: dict[str, Any] = load_yaml((ROOT / "examples/quickstart.yaml").read_text())
     return data
 
 
