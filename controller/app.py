@@ -34,7 +34,7 @@ def create_app(settings: ControllerSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            service.shutdown()
+            service.shutdown(timeout_s=service.settings.graceful_shutdown_s)
 
     app = FastAPI(
         title="CF-mMIMO FL testbed controller",

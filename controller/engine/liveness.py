@@ -39,6 +39,10 @@ class AgentDirectory:
         with self._lock:
             self._agents[info.id] = info
 
+    def remove(self, agent_id: str) -> None:
+        with self._lock:
+            self._agents.pop(agent_id, None)
+
     def get(self, agent_id: str) -> AgentInfo | None:
         with self._lock:
             return self._agents.get(agent_id)

@@ -70,6 +70,19 @@ def get_agent(agent_id: str, service: Service, _: Operator) -> Any:
     return _public(service, info)
 
 
+@router.delete("/agents/{agent_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS(404))
+def delete_agent(agent_id: str, service: Service, _: Operator) -> None:
+    """Forget an agent (e.g. a board that lost its identity key, so that it can enrol a new
+    one); its running tasks are not withdrawn, and it is refused from now on."""
+    if service.agents.get(agent_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"agent `{agent_id}` not found")
+    with service.db.session() as s:
+        row = s.get(AgentRow, agent_id)
+        if row is not None:
+            s.delete(row)
+    service.agents.remove(agent_id)
+
+
 def _same_agent(path_id: str, signed_id: str) -> None:
     if path_id != signed_id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "agents may act only for themselves")

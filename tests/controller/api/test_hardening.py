@@ -349,3 +349,23 @@ def test_openapi_declares_bodies_errors_and_signature_headers(server: Server) ->
         "X-Agent-Signature",
     } <= headers
     assert {"401", "403"} <= set(task["responses"])
+
+
+def test_the_operator_can_delete_an_agent_so_it_enrols_a_new_key(server: Server) -> None:
+    _enrol(server)
+    op = {"Authorization": f"Bearer {TOKEN}"}
+    assert httpx.delete(f"{server.url}/api/v1/agents/ue0").status_code == 401
+    assert httpx.delete(f"{server.url}/api/v1/agents/ue0", headers=op).status_code == 204
+    assert httpx.get(f"{server.url}/api/v1/agents/ue0", headers=op).status_code == 404
+    _enrol(server)  # a new key for the same id
+
+
+def test_nonces_are_bounded_per_agent_without_dropping_live_ones() -> None:
+    from controller.api.nonces import NonceCache
+
+    cache = NonceCache(window_s=60.0, per_agent=3)
+    now = time.time()
+    assert [cache.first_use("a", n, now) for n in "xyz"] == [True, True, True]
+    assert not cache.first_use("a", "w", now)  # full of live nonces: refused, none evicted
+    assert not cache.first_use("a", "x", now)
+    assert cache.first_use("b", "x", now)  # another agent is unaffected
