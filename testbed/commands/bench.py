@@ -7,10 +7,19 @@ from __future__ import annotations
 
 import typer
 
-from testbed.commands import bench_alloc, bench_csi, bench_link, bench_secagg
+from testbed.commands import (
+    bench_alloc,
+    bench_chaos,
+    bench_csi,
+    bench_link,
+    bench_load,
+    bench_secagg,
+)
 
 app = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
 app.command("secagg")(bench_secagg.secagg)
 app.command("csi")(bench_csi.csi)
 app.command("alloc")(bench_alloc.alloc)
 app.command("link")(bench_link.link)
+app.command("load")(bench_load.load)
+app.command("chaos")(bench_chaos.chaos)
