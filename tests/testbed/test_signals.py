@@ -57,9 +57,10 @@ def _children_of_run(out: Path) -> list[psutil.Process]:
 def test_testbed_run_stops_everything_it_started(tmp_path: Path, signum: int) -> None:
     spec_file, out = tmp_path / "spec.yaml", tmp_path / "run"
     spec_file.write_text(yaml.safe_dump(_SPEC))
+    console = (tmp_path / "console.txt").open("wb")
     launcher = subprocess.Popen(
         [sys.executable, "-m", "testbed", "run", str(spec_file), "--out", str(out)],
-        stdout=subprocess.PIPE,
+        stdout=console,
         stderr=subprocess.STDOUT,
     )
     try:
@@ -71,7 +72,8 @@ def test_testbed_run_stops_everything_it_started(tmp_path: Path, signum: int) ->
         _, alive = psutil.wait_procs(children, timeout=15)
         assert not alive, f"still running after the launcher's exit: {alive}"
         assert launcher.returncode == 130
-        assert b"every process it started is stopped" in (launcher.stdout.read() or b"")
+        console.close()
+        assert "every process it started is stopped" in (tmp_path / "console.txt").read_text()
     finally:
         if launcher.poll() is None:
             launcher.kill()
