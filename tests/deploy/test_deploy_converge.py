@@ -420,7 +420,7 @@ def test_controller_settings_accept_the_environment_file(
         monkeypatch.setenv(key, value)
     settings = ControllerSettings(_env_file=None)
     assert settings.port == 8123
-    assert settings.token == converged["secrets"]["vault_controller_token"]
+    assert settings.token.get_secret_value() == converged["secrets"]["vault_controller_token"]
     assert settings.csi_endpoints == [
         f"tcp://{AP_HOST_ADDRESS}:5550",
         f"tcp://{AP_HOST_ADDRESS}:5600",
