@@ -28,8 +28,11 @@ rest with a :class:`CSIDecodeError` (never another exception):
   to :data:`MAX_UES` (4096) distinct ids.
 - ``ap_id`` and every UE id: 1 to :data:`MAX_ID_LEN` (64) characters of ``[A-Za-z0-9_.-]``, as
   the experiment spec's ids (they end up in topics, URLs and file names).
-- every number finite (an integer too large for a float is rejected, not an ``OverflowError``);
-  ``fc_hz``, ``fs_hz`` and ``noise_var`` positive.
+- every number finite (an integer too large for a float is rejected, not an ``OverflowError``)
+  and at most :data:`MAX_MAGNITUDE` (1e100) in magnitude; ``fc_hz``, ``fs_hz`` and ``noise_var``
+  at least :data:`MIN_POSITIVE` (1e-100). Far outside any physical value, these keep what the
+  controller derives finite: ``|h|^2 / noise_var`` summed over every antenna of 256 APs is at
+  most about 1e304.
 - the payload at most :data:`MAX_PAYLOAD_BYTES` (1 MiB), checked before parsing. The largest
   message a 2-antenna AP (a B210) sends within the limits above, 4096 UEs with 64-character ids
   and every float at its longest text, is about 0.8 MiB; more antennas fit fewer UEs (64
@@ -56,9 +59,11 @@ __all__ = [
     "INT64_MAX",
     "MAX_ANTENNAS",
     "MAX_ID_LEN",
+    "MAX_MAGNITUDE",
     "MAX_PAYLOAD_BYTES",
     "MAX_TOPIC_BYTES",
     "MAX_UES",
+    "MIN_POSITIVE",
     "CSIDecodeError",
     "CSIMessage",
     "csi_topic",
@@ -85,6 +90,9 @@ MAX_UES = 4096
 MAX_ID_LEN = 64
 #: Largest payload, bytes, checked before parsing (module docstring: why 1 MiB).
 MAX_PAYLOAD_BYTES = 1 << 20
+#: Largest magnitude of any number, and smallest of ``fc_hz``, ``fs_hz`` and ``noise_var``.
+MAX_MAGNITUDE = 1e100
+MIN_POSITIVE = 1e-100
 #: Longest topic, bytes: the prefix and the longest (ASCII) id.
 MAX_TOPIC_BYTES = len(CSI_TOPIC_PREFIX) + MAX_ID_LEN
 
@@ -168,25 +176,19 @@ class CSIMessage:
     def validate(self) -> CSIMessage:
         """Check types, shapes, finiteness and ranges (module docstring); raise
         :class:`CSIDecodeError` naming the field, whatever the attributes hold."""
-        _check(
-            _is_int(self.v) and self.v == CSI_VERSION,
-            "version",
-            f"`v`: unsupported version {_show(self.v)}",
-        )
+        if not (_is_int(self.v) and self.v == CSI_VERSION):
+            raise CSIDecodeError("version", f"`v`: unsupported version {_show(self.v)}")
         _check_id("ap_id", self.ap_id)
         _check_int("frame", self.frame, 0, INT64_MAX)
         _check_int("t_ns", self.t_ns, 0, INT64_MAX)
         for name in ("fc_hz", "fs_hz", "noise_var"):
             _check_positive(name, getattr(self, name))
-        est_ok = isinstance(self.est, str) and self.est in ESTIMATORS
-        _check(est_ok, "field", f"`est` must be one of {ESTIMATORS}, got {_show(self.est)}")
+        if not (isinstance(self.est, str) and self.est in ESTIMATORS):
+            raise CSIDecodeError(
+                "field", f"`est` must be one of {ESTIMATORS}, got {_show(self.est)}"
+            )
         _check_arrays(self.h, self.snr_db, _check_ue_ids(self.ue_ids))
         return self
-
-
-def _check(ok: bool, reason: str, message: str) -> None:
-    if not ok:
-        raise CSIDecodeError(reason, message)
 
 
 def _is_int(val: Any) -> bool:
@@ -214,15 +216,21 @@ def _show(val: Any) -> str:
 
 
 def _check_int(name: str, val: Any, lo: int, hi: int) -> None:
-    _check(_is_int(val), "field", f"`{name}` must be an integer, got {_show(val)}")
-    _check(lo <= int(val) <= hi, "field", f"`{name}` must be in [{lo}, {hi}], got {_show(val)}")
+    if not _is_int(val):
+        raise CSIDecodeError("field", f"`{name}` must be an integer, got {_show(val)}")
+    if not (lo <= int(val) <= hi):
+        raise CSIDecodeError("field", f"`{name}` must be in [{lo}, {hi}], got {_show(val)}")
 
 
 def _check_positive(name: str, val: Any) -> None:
-    _check(_is_real(val), "field", f"`{name}` must be a number, got {_show(val)}")
+    if not _is_real(val):
+        raise CSIDecodeError("field", f"`{name}` must be a number, got {_show(val)}")
     x = _to_float(name, val)
-    _check(math.isfinite(x), "nonfinite", f"`{name}` is not finite")
-    _check(x > 0, "field", f"`{name}` must be positive, got {x!r}")
+    if not math.isfinite(x):
+        raise CSIDecodeError("nonfinite", f"`{name}` is not finite")
+    if not MIN_POSITIVE <= x <= MAX_MAGNITUDE:
+        bounds = f"[{MIN_POSITIVE:g}, {MAX_MAGNITUDE:g}]"
+        raise CSIDecodeError("field", f"`{name}` must be in {bounds}, got {x!r}")
 
 
 def _to_float(name: str, val: Any) -> float:
@@ -233,34 +241,45 @@ def _to_float(name: str, val: Any) -> float:
 
 
 def _check_id(name: str, val: Any) -> None:
-    ok = isinstance(val, str) and _ID.fullmatch(val) is not None
-    rule = f"1 to {MAX_ID_LEN} characters of [A-Za-z0-9_.-]"
-    _check(ok, "field", f"`{name}` must be {rule}, got {_show(val)}")
+    if not (isinstance(val, str) and _ID.fullmatch(val) is not None):
+        rule = f"1 to {MAX_ID_LEN} characters of [A-Za-z0-9_.-]"
+        raise CSIDecodeError("field", f"`{name}` must be {rule}, got {_show(val)}")
 
 
 def _check_ue_ids(ues: Any) -> int:
     """``len(ues)`` once ``ues`` is a list of 1 to MAX_UES distinct ids."""
-    _check(isinstance(ues, (tuple, list)), "field", f"`ue_ids` must be a list, got {_show(ues)}")
+    if not isinstance(ues, (tuple, list)):
+        raise CSIDecodeError("field", f"`ue_ids` must be a list, got {_show(ues)}")
     k = len(ues)
-    _check(1 <= k <= MAX_UES, "field", f"`ue_ids` must have 1 to {MAX_UES} entries, got {k}")
+    if not (1 <= k <= MAX_UES):
+        raise CSIDecodeError("field", f"`ue_ids` must have 1 to {MAX_UES} entries, got {k}")
     for u in ues:
         _check_id("ue_ids", u)
-    _check(len(set(ues)) == k, "field", "`ue_ids` must be distinct")
+    if len(set(ues)) != k:
+        raise CSIDecodeError("field", "`ue_ids` must be distinct")
     return k
 
 
 def _check_arrays(h: Any, snr: Any, k: int) -> None:
-    """``h`` is ``[k, n_ant]`` and ``snr`` is ``[k]``, numeric and finite."""
-    _check(_is_numeric_array(h), "field", f"`h` must be a numeric array, got {_show(h)}")
-    _check(h.ndim == 2, "shape", f"`h` must be [K][n_ant], got {h.ndim} dims")
-    _check(h.shape[0] == k, "shape", f"`h` has {h.shape[0]} rows for {k} ue_ids")
+    """``h`` is ``[k, n_ant]`` and ``snr`` is ``[k]``, numeric, finite and in range."""
+    if not _is_numeric_array(h):
+        raise CSIDecodeError("field", f"`h` must be a numeric array, got {_show(h)}")
+    if h.ndim != 2:
+        raise CSIDecodeError("shape", f"`h` must be [K][n_ant], got {h.ndim} dims")
+    if h.shape[0] != k:
+        raise CSIDecodeError("shape", f"`h` has {h.shape[0]} rows for {k} ue_ids")
     n_ant = h.shape[1]
-    n_ok = 1 <= n_ant <= MAX_ANTENNAS
-    _check(n_ok, "shape", f"`h` must have 1 to {MAX_ANTENNAS} antennas, got {n_ant}")
-    _check(_is_numeric_array(snr), "field", f"`snr_db` must be a numeric array, got {_show(snr)}")
-    _check(snr.shape == (k,), "shape", f"`snr_db` must have {k} entries, got {snr.shape}")
-    _check(bool(np.all(np.isfinite(h))), "nonfinite", "`h` is not finite")
-    _check(bool(np.all(np.isfinite(snr))), "nonfinite", "`snr_db` is not finite")
+    if not 1 <= n_ant <= MAX_ANTENNAS:
+        raise CSIDecodeError("shape", f"`h` must have 1 to {MAX_ANTENNAS} antennas, got {n_ant}")
+    if not _is_numeric_array(snr):
+        raise CSIDecodeError("field", f"`snr_db` must be a numeric array, got {_show(snr)}")
+    if snr.shape != (k,):
+        raise CSIDecodeError("shape", f"`snr_db` must have {k} entries, got {snr.shape}")
+    for name, part in (("h", h.real), ("h", h.imag), ("snr_db", snr)):
+        if not (np.abs(part) <= MAX_MAGNITUDE).all():  # False for NaN and inf too
+            if not np.isfinite(part).all():
+                raise CSIDecodeError("nonfinite", f"`{name}` is not finite")
+            raise CSIDecodeError("field", f"`{name}` exceeds {MAX_MAGNITUDE:g} in magnitude")
 
 
 def encode_csi(msg: CSIMessage) -> bytes:
@@ -284,7 +303,8 @@ def encode_csi(msg: CSIMessage) -> bytes:
     }
     payload = json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8")
     size = len(payload)
-    _check(size <= MAX_PAYLOAD_BYTES, "oversize", f"payload of {size} bytes exceeds the limit")
+    if size > MAX_PAYLOAD_BYTES:
+        raise CSIDecodeError("oversize", f"payload of {size} bytes exceeds the limit")
     return payload
 
 
@@ -312,7 +332,8 @@ def decode_csi(payload: bytes) -> CSIMessage:
     """Parse and validate one payload; raise :class:`CSIDecodeError` on any problem."""
     data = _buffer(payload, "payload")
     size = data.nbytes
-    _check(size <= MAX_PAYLOAD_BYTES, "oversize", f"payload of {size} bytes exceeds the limit")
+    if size > MAX_PAYLOAD_BYTES:
+        raise CSIDecodeError("oversize", f"payload of {size} bytes exceeds the limit")
     try:
         obj = json.loads(str(data, "utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -369,21 +390,23 @@ def _complex_matrix(val: Any, k: int, n_ant: int) -> npt.NDArray[np.complex128]:
         and all(isinstance(row, list) and len(row) == n_ant for row in val)
         and all(isinstance(p, list) and len(p) == 2 for row in val for p in row)
     )
-    _check(ok, "shape", f"`h` must be [K][n_ant][2] = [{k}][{n_ant}][2] numbers")
+    if not ok:
+        raise CSIDecodeError("shape", f"`h` must be [K][n_ant][2] = [{k}][{n_ant}][2] numbers")
     flat = [x for row in val for pair in row for x in pair]
     arr = _floats(flat, "h").reshape(k, n_ant, 2)
     return arr[..., 0] + 1j * arr[..., 1]
 
 
 def _float_vector(val: Any, name: str) -> npt.NDArray[np.float64]:
-    _check(isinstance(val, list), "shape", f"`{name}` must be a vector, got {_show(val)}")
+    if not isinstance(val, list):
+        raise CSIDecodeError("shape", f"`{name}` must be a vector, got {_show(val)}")
     return _floats(val, name)
 
 
 def _floats(vals: List[Any], name: str) -> npt.NDArray[np.float64]:
     """``vals`` (JSON numbers) as float64; ``bool``, strings and the rest are rejected."""
-    ok = all(type(x) in _JSON_NUMBERS for x in vals)
-    _check(ok, "field", f"`{name}` must hold numbers only")
+    if not all(type(x) in _JSON_NUMBERS for x in vals):
+        raise CSIDecodeError("field", f"`{name}` must hold numbers only")
     try:
         return np.array(vals, dtype=np.float64)
     except OverflowError:
