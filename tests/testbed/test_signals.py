@@ -125,3 +125,32 @@ def test_an_agent_abandons_training_on_sigterm(tmp_path: Path) -> None:
             assert board.task_for("ue0").stage == "train"  # the stage was not finished
         finally:
             procs.stop_all()
+
+
+@pytest.mark.slow
+def test_the_controller_stops_within_seconds_of_sigterm(tmp_path: Path) -> None:
+    """With an experiment running (its engine waiting for agents), SIGTERM ends it in < 5 s."""
+    from testbed.launcher import (
+        ControllerAPI,
+        controller_env,
+        free_port,
+        start_controller,
+        wait_ready,
+    )
+
+    port = free_port()
+    token, enrol = "operator-token-Zq81xW4v", "enrol-token-Kp29yT6u"
+    procs = Processes(tmp_path / "logs")
+    try:
+        start_controller(procs, controller_env(tmp_path, port, [], token, enrol))
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, procs, "controller")
+        api = ControllerAPI(url, token)
+        api.start(api.create(parse_spec(_SPEC)))
+        controller = procs.children["controller"]
+        sent = time.monotonic()
+        controller.send_signal(signal.SIGTERM)
+        controller.wait(timeout=15)
+        assert time.monotonic() - sent < 5.0
+    finally:
+        procs.stop_all()
