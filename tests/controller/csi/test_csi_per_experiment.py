@@ -10,10 +10,10 @@ import zmq
 
 from controller.csi_source import CSIGainSource
 from protocol.csi import CSIMessage, encode_csi_multipart
-from protocol.spec import parse_spec
+from protocol.spec import ExperimentSpec, parse_spec
 
 
-def _spec(name: str, ap: str, ue: str) -> object:
+def _spec(name: str, ap: str, ue: str) -> ExperimentSpec:
     return parse_spec(
         {
             "name": name,
@@ -38,13 +38,13 @@ def _msg(ap: str, ue: str, frame: int) -> CSIMessage:
 
 
 def test_two_experiments_keep_their_own_subscriptions() -> None:
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     pub = ctx.socket(zmq.PUB)
     port = pub.bind_to_random_port("tcp://127.0.0.1")
     source = CSIGainSource([f"tcp://127.0.0.1:{port}"], stale_s=5.0)
     try:
-        a = source.attach("exp-a", _spec("a", "apA", "ueA"))  # type: ignore[arg-type]
-        b = source.attach("exp-b", _spec("b", "apB", "ueB"))  # type: ignore[arg-type]
+        a = source.attach("exp-a", _spec("a", "apA", "ueA"))
+        b = source.attach("exp-b", _spec("b", "apB", "ueB"))
         deadline, frame = time.monotonic() + 10, 0
         while time.monotonic() < deadline:
             frame += 1
