@@ -61,7 +61,7 @@ def serve(overrides: Dict[str, Any], log_level: str = "info") -> int:
     except ValidationError as err:
         # The messages only: pydantic's own text would quote the input (the enrolment token).
         reasons = "; ".join(
-            "%s: %s" % (".".join(str(p) for p in e["loc"]), e["msg"])
+            "{}: {}".format(".".join(str(p) for p in e["loc"]), e["msg"])
             for e in err.errors(include_input=False, include_url=False)
         )
         print(f"agent: bad settings: {reasons}", file=sys.stderr)

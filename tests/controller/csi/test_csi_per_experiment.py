@@ -65,8 +65,10 @@ def test_two_experiments_keep_their_own_subscriptions() -> None:
         assert status["exp-a"]["counters"]["unknown_ap"] > 0
         gains_a, info_a = a.gains(["ueA"])
         gains_b, _ = b.gains(["ueB"])
-        assert gains_a is not None and gains_b is not None
-        assert np.isfinite(gains_a).all() and np.isfinite(gains_b).all()
+        assert gains_a is not None
+        assert gains_b is not None
+        assert np.isfinite(gains_a).all()
+        assert np.isfinite(gains_b).all()
         assert info_a["source"] == "csi"
         source.detach("exp-a")
         assert set(source.status()["experiments"]) == {"exp-b"}
