@@ -2,18 +2,28 @@
 
 Agents poll for their task and post stage results over HTTP; the round engine assigns tasks and
 waits for results. The board is the only state the two share, guarded by one condition variable.
+
+A stage opened with a *consumer* does not keep its bodies: each one is handed to the consumer
+as it arrives (which validates it and takes what it needs, e.g. adds an update to a running
+sum) and only a marker is kept, so the board holds O(1) bytes per agent, not O(model). A body
+the consumer refuses is answered with its reason and still counts as that agent's submission.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from protocol.rounds import Task
 
-__all__ = ["StageKey", "SubmitResult", "TaskBoard"]
+__all__ = ["StageConsumer", "StageKey", "SubmitResult", "TaskBoard"]
+
+#: Takes one agent's submission as it arrives: ``(agent id, body) -> None`` when taken, else the
+#: reason it is refused. Called under the board's lock, at most once per agent and stage, and
+#: never after the stage closed.
+StageConsumer = Callable[[str, bytes], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,9 @@ class StageKey:
 class _Inbox:
     expected: set[str]
     received: dict[str, bytes] = field(default_factory=dict)
+    consume: StageConsumer | None = None
+    #: Agents whose submission the consumer refused (they are done with the stage).
+    refused: set[str] = field(default_factory=set)
 
 
 class SubmitResult:
@@ -36,6 +49,8 @@ class SubmitResult:
     OK = "ok"
     NOT_EXPECTED = "no such stage is open for this agent"
     DUPLICATE = "already submitted for this stage"
+    #: Prefix of a consumer's refusal (``"malformed submission: <why>"``).
+    MALFORMED = "malformed submission"
 
 
 class TaskBoard:
@@ -47,10 +62,16 @@ class TaskBoard:
         self._inboxes: dict[StageKey, _Inbox] = {}
         self.rejected: dict[str, int] = {}
 
-    def open_stage(self, key: StageKey, tasks: dict[str, Task]) -> None:
-        """Give each agent in ``tasks`` its task and start collecting their submissions."""
+    def open_stage(
+        self, key: StageKey, tasks: dict[str, Task], consume: StageConsumer | None = None
+    ) -> None:
+        """Give each agent in ``tasks`` its task and start collecting their submissions.
+
+        With ``consume``, each body goes to it on arrival and the board keeps an empty marker
+        in its place (:meth:`wait` returns ``b""`` for each taken submission).
+        """
         with self._cond:
-            self._inboxes[key] = _Inbox(expected=set(tasks))
+            self._inboxes[key] = _Inbox(expected=set(tasks), consume=consume)
             self._tasks.update(tasks)
             self._cond.notify_all()
 
@@ -73,34 +94,42 @@ class TaskBoard:
             return self._tasks.get(agent_id) or Task()
 
     def submit(self, key: StageKey, agent_id: str, body: bytes) -> str:
-        """Store one agent's submission; return :class:`SubmitResult` ``OK`` or a reason."""
+        """Store (or consume) one agent's submission; return :class:`SubmitResult` ``OK`` or a
+        reason. Either way, an expected agent's first submission ends its part in the stage."""
         with self._cond:
             inbox = self._inboxes.get(key)
             if inbox is None or agent_id not in inbox.expected:
-                reason = SubmitResult.NOT_EXPECTED
-            elif agent_id in inbox.received:
-                reason = SubmitResult.DUPLICATE
+                reason, kind = SubmitResult.NOT_EXPECTED, SubmitResult.NOT_EXPECTED
+            elif agent_id in inbox.received or agent_id in inbox.refused:
+                reason, kind = SubmitResult.DUPLICATE, SubmitResult.DUPLICATE
             else:
-                inbox.received[agent_id] = body
+                problem = inbox.consume(agent_id, body) if inbox.consume is not None else None
+                if problem is None:
+                    inbox.received[agent_id] = body if inbox.consume is None else b""
+                else:
+                    inbox.refused.add(agent_id)
                 task = self._tasks.get(agent_id)
                 if task is not None and task.stage == key.stage:
                     self._tasks.pop(agent_id, None)
                 self._cond.notify_all()
-                return SubmitResult.OK
-            self.rejected[reason] = self.rejected.get(reason, 0) + 1
+                if problem is None:
+                    return SubmitResult.OK
+                reason, kind = f"{SubmitResult.MALFORMED}: {problem}", SubmitResult.MALFORMED
+            self.rejected[kind] = self.rejected.get(kind, 0) + 1
             return reason
 
     def wait(
         self, key: StageKey, deadline_unix: float, stop: threading.Event | None = None
     ) -> dict[str, bytes]:
-        """Block until every expected agent submitted, the deadline passes or ``stop`` is set."""
+        """Block until every expected agent submitted, the deadline passes or ``stop`` is set;
+        the taken submissions by agent (not the refused ones)."""
         with self._cond:
             while True:
                 inbox = self._inboxes.get(key)
                 if inbox is None:
                     return {}
                 left = deadline_unix - time.time()
-                done = inbox.expected <= set(inbox.received)
+                done = inbox.expected <= set(inbox.received) | inbox.refused
                 if done or left <= 0 or (stop is not None and stop.is_set()):
                     return dict(inbox.received)
                 self._cond.wait(timeout=min(left, 0.25))

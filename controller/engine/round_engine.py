@@ -34,8 +34,13 @@ from controller.air import AirChannel, AirUnavailableError
 from controller.algorithms import Algorithm
 from controller.db import Database, ExperimentRow, RoundRow
 from controller.engine import tasks as wire
-from controller.engine.aggregation import AggregationError, RoundAggregation, plain_aggregation
-from controller.engine.board import StageKey, TaskBoard
+from controller.engine.aggregation import (
+    AggregationError,
+    RoundAggregation,
+    StreamedAggregation,
+    plain_aggregation,
+)
+from controller.engine.board import StageConsumer, StageKey, TaskBoard
 from controller.engine.liveness import AgentDirectory
 from controller.models_store import ModelStore
 from controller.round import ClientReport, LinkResult, RoundPlan, RoundRecord
@@ -214,13 +219,15 @@ class RoundEngine:
         stage: str,
         tasks: dict[str, Task],
         deadline_s: float,
+        consume: StageConsumer | None = None,
     ) -> dict[str, bytes]:
-        """Publish ``tasks`` (agent id -> task) and collect submissions until the deadline."""
+        """Publish ``tasks`` (agent id -> task) and collect submissions until the deadline
+        (with ``consume``: hand each to it on arrival; the result then holds empty markers)."""
         key = StageKey(self.experiment_id, state.index, state.attempt, stage)
         deadline = time.time() + deadline_s
         for task in tasks.values():
             task.deadline_unix = deadline
-        self._board.open_stage(key, tasks)
+        self._board.open_stage(key, tasks, consume)
         try:
             got = self._board.wait(key, deadline, self.stop_event)
         finally:
@@ -245,26 +252,22 @@ class RoundEngine:
         state = _RoundState(index=-1, attempt=int(time.time()))
         agents = list(alive.values())
         tasks = {a: self._base_task(state, "init", agents) for a in agents}
-        got = self._stage(state, "init", tasks, _INIT_DEADLINE_S)
-        blobs = {a: b for a, b in got.items() if b}
-        digests = {self._store.digest(b) for b in blobs.values()}
-        for agent, blob in blobs.items():
-            try:
-                tensors, order, _ = tensorfile.decode(blob)
-            except tensorfile.TensorFileError as err:
-                log.warning("initial model from %s rejected: %s", agent, err)
-                continue
-            if len(digests) > 1:
-                log.warning(
-                    "agents sent %d different initial models; keeping %s's", len(digests), agent
-                )
-            path = self._store.save(self.experiment_id, 0, tensors, order)
-            with self._db.session() as s:
-                row = s.get(ExperimentRow, self.experiment_id)
-                if row is not None:
-                    row.model_version, row.model_path = 0, str(path)
-            return
-        raise RoundFailedError("no agent sent a usable initial model")
+        init = _InitialModel(self._store.digest)
+        self._stage(state, "init", tasks, _INIT_DEADLINE_S, consume=init.take)
+        if init.model is None:
+            raise RoundFailedError("no agent sent a usable initial model")
+        if len(init.digests) > 1:
+            log.warning(
+                "agents sent %d different initial models; keeping %s's",
+                len(init.digests),
+                init.owner,
+            )
+        tensors, order = init.model
+        path = self._store.save(self.experiment_id, 0, tensors, order)
+        with self._db.session() as s:
+            row = s.get(ExperimentRow, self.experiment_id)
+            if row is not None:
+                row.model_version, row.model_path = 0, str(path)
 
     # -- one round ----------------------------------------------------------------------------
     def _run_round(self, index: int, version: int) -> None:
@@ -413,6 +416,7 @@ class RoundEngine:
         (``weight_of``) send their (masked) update: the radio lost the others.
         """
         agent_to_ue = {alive[u]: u for u in reporters}
+        streamed = agg if isinstance(agg, StreamedAggregation) else None
         for stage in agg.stages:
             carries_update = stage in _UPDATE_STAGES
             tasks = {}
@@ -423,7 +427,10 @@ class RoundEngine:
                 task.weight = weight_of.get(ue, 0.0)
                 task.secagg = base64.b64encode(blob).decode() if blob is not None else None
                 tasks[alive[ue]] = task
-            got = self._stage(state, stage, tasks, self.spec.fl.round_deadline_s)
+            consume = None
+            if streamed is not None and streamed.streams(stage):
+                consume = _taker(streamed, stage, agent_to_ue)
+            got = self._stage(state, stage, tasks, self.spec.fl.round_deadline_s, consume)
             try:
                 rejected = agg.receive(stage, {agent_to_ue[a]: b for a, b in got.items()})
             except AggregationError as err:
@@ -528,6 +535,42 @@ class RoundEngine:
 
 #: Upload stages that carry a client's (masked) update: only arrived updates are sent.
 _UPDATE_STAGES = ("masked_input", "upload")
+
+
+def _taker(agg: StreamedAggregation, stage: str, agent_to_ue: dict[str, str]) -> StageConsumer:
+    """The board's consumer of ``stage``: each agent's upload goes to ``agg`` under its UE id."""
+
+    def take(agent: str, body: bytes) -> str | None:
+        return agg.take(stage, agent_to_ue[agent], body)
+
+    return take
+
+
+@dataclass
+class _InitialModel:
+    """The ``init`` stage's uploads, taken as they arrive (not kept until the stage closes):
+    the first that decodes, with its sender, and the digests of all (every agent builds the
+    same model from the experiment seed, so they should agree)."""
+
+    digest: Callable[[bytes], str]
+    model: tuple[dict[str, np.ndarray], list[str]] | None = None
+    owner: str | None = None
+    digests: set[str] = field(default_factory=set)
+
+    def take(self, agent: str, blob: bytes) -> str | None:
+        """Keep ``blob`` if it is the first usable model; None, or why it is refused."""
+        if not blob:
+            return "empty initial model"
+        self.digests.add(self.digest(blob))
+        if self.model is not None:
+            return None
+        try:
+            tensors, order, _ = tensorfile.decode(blob)
+        except tensorfile.TensorFileError as err:
+            log.warning("initial model from %s rejected: %s", agent, err)
+            return f"not a model file: {err}"
+        self.model, self.owner = (tensors, order), agent
+        return None
 
 
 def _anchor_frame(csi_info: dict[str, Any]) -> int:
