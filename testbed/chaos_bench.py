@@ -38,8 +38,8 @@ from testbed.launcher import (
     controller_env,
     free_port,
     processes,
-    start_agent,
     start_controller,
+    start_experiment,
     wait_ready,
 )
 
@@ -129,12 +129,7 @@ def run_chaos(
     peak_rss = 0.0
     with processes(workdir / "logs") as procs:
         start_controller(procs, env)
-        wait_ready(url, procs, "controller")
-        for ue in spec.topology.ues:
-            start_agent(procs, ue, url, enrol, workdir)
-        api = ControllerAPI(url, token)
-        experiment_id = api.create(spec)
-        api.start(experiment_id)
+        api, experiment_id = start_experiment(procs, spec, url, token, enrol, workdir)
         for _ in range(kills):
             delay = rng.uniform(min_delay_s, max_delay_s)
             last, peak = _wait(procs, url, api, experiment_id, delay)

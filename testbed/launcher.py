@@ -246,6 +246,20 @@ class ControllerAPI:
         return result
 
 
+def start_experiment(
+    procs: Processes, spec: ExperimentSpec, url: str, token: str, enrol: str, workdir: Path
+) -> tuple[ControllerAPI, str]:
+    """Once the controller at ``url`` is ready: one agent per UE, then create and start the
+    experiment; the operator's API and the experiment's id."""
+    wait_ready(url, procs, "controller")
+    for ue in spec.topology.ues:
+        start_agent(procs, ue, url, enrol, workdir)
+    api = ControllerAPI(url, token)
+    experiment_id = api.create(spec)
+    api.start(experiment_id)
+    return api, experiment_id
+
+
 def follow(api: ControllerAPI, experiment_id: str, total: int, procs: Processes) -> dict[str, Any]:
     """Poll the experiment with a progress bar until it completes or fails."""
     from tqdm import tqdm
@@ -287,12 +301,7 @@ def run_experiment(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
     with processes(out / "logs") as procs:
         csi, air = start_ap_cluster(spec, out, procs)
         start_controller(procs, controller_env(out, port, csi, token, enrol, air))
-        wait_ready(url, procs, "controller")
-        for ue in spec.topology.ues:
-            start_agent(procs, ue, url, enrol, out)
-        api = ControllerAPI(url, token)
-        experiment_id = api.create(spec)
-        api.start(experiment_id)
+        api, experiment_id = start_experiment(procs, spec, url, token, enrol, out)
         final = follow(api, experiment_id, spec.fl.rounds, procs)
         rounds = api.rounds(experiment_id)
     wall = time.time() - started
