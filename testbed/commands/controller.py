@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import typer
 
@@ -14,8 +15,16 @@ def serve(
     host: str = typer.Option(None, help="Bind address [default: settings, 127.0.0.1]."),
     port: int = typer.Option(None, help="Port [default: settings, 8080]."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    ssl_certfile: Path = typer.Option(
+        None, "--ssl-certfile", exists=True, dir_okay=False, help="TLS certificate (PEM)."
+    ),
+    ssl_keyfile: Path = typer.Option(
+        None, "--ssl-keyfile", exists=True, dir_okay=False, help="TLS private key (PEM)."
+    ),
 ) -> None:
-    """Serve the REST API; settings come from TESTBED_CONTROLLER_* variables or `.env`."""
+    """Serve the REST API; settings come from TESTBED_CONTROLLER_* variables or `.env`.
+
+    With --ssl-certfile and --ssl-keyfile it serves HTTPS (docs/security.md)."""
     import uvicorn
     from pydantic import ValidationError
 
@@ -34,5 +43,11 @@ def serve(
         typer.echo(f"controller: refusing to start: {reasons}", err=True)
         raise typer.Exit(code=2) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    config = uvicorn_config(create_app(settings), settings, host, port, log_level)
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        typer.echo("controller: --ssl-certfile and --ssl-keyfile go together", err=True)
+        raise typer.Exit(code=2)
+    tls = {}
+    if ssl_certfile is not None:
+        tls = {"ssl_certfile": str(ssl_certfile), "ssl_keyfile": str(ssl_keyfile)}
+    config = uvicorn_config(create_app(settings), settings, host, port, log_level, **tls)
     uvicorn.Server(config).run()
