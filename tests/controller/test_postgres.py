@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import delete, inspect
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 from controller.db import AgentRow, Database, ExperimentRow, RoundRow
 from protocol.spec import load_yaml
@@ -253,17 +253,23 @@ def test_postgres_enforces_string_lengths_that_sqlite_ignores(tmp_path: Path, po
         on_postgres.dispose()
 
 
-def test_postgres_refuses_nan_in_json_columns(postgres_db: str) -> None:
-    """PostgreSQL's ``json`` rejects NaN and Infinity (SQLite stores them): rows must hold finite
-    numbers or None, as the round records' ``_finite_or_none`` makes them."""
-    database = Database(postgres_db)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_nan_in_json_columns_is_refused_on_both(
+    backend: str, postgres_db: str, tmp_path: Path
+) -> None:
+    """PostgreSQL's ``json`` rejects NaN and Infinity; the controller's JSON serialiser refuses
+    them first, on both backends alike (SQLite would store them): rows hold finite numbers or
+    None, as the round records' ``_finite_or_none`` makes them."""
+    url = postgres_db if backend == "postgresql" else f"sqlite:///{tmp_path / 'c.db'}"
+    database = Database(url)
     try:
         with database.session() as s:
             s.add(_experiment())
         for bad in (math.nan, math.inf):
             row = _round("quickstart-0123abcd", 0)
             row.details = {"loss": bad}
-            with pytest.raises(DataError, match="json"), database.session() as s:
+            refused = pytest.raises((StatementError, ValueError), match="JSON compliant")
+            with refused, database.session() as s:
                 s.add(row)
     finally:
         database.dispose()
