@@ -52,6 +52,8 @@ def create_app(settings: ControllerSettings | None = None) -> FastAPI:
         limit_for=service.body_limit,
         body_timeout_s=service.settings.body_timeout_s,
         counters=service.counters,
+        is_upload=service.is_upload,
+        max_uploads=service.settings.max_concurrent_uploads,
     )
 
     async def server_error(request: Request, exc: Exception) -> JSONResponse:

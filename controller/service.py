@@ -199,6 +199,10 @@ class ControllerService:
             return s.max_small_body_bytes
         return min(s.max_upload_bytes, self._upload_limit(match.group(1)))
 
+    def is_upload(self, method: str, path: str) -> bool:
+        """Whether a request to ``path`` is a stage upload (model-sized; see body_limit)."""
+        return method == "POST" and _UPLOAD_PATH.match(path) is not None
+
     def _upload_limit(self, experiment_id: str) -> int:
         """A stage upload's bound for this experiment, from its model's parameter count."""
         limit = self._upload_limits.get(experiment_id)

@@ -84,6 +84,13 @@ class ControllerSettings(BaseSettings):
         description="Ceiling of a stage upload, B; each experiment's own bound, derived from "
         "its model size, is lower.",
     )
+    max_concurrent_uploads: int = Field(
+        default=8,
+        ge=1,
+        le=1024,
+        description="Stage uploads read at once; others wait for a slot (memory stays O(this x "
+        "model size)).",
+    )
     body_timeout_s: float = Field(
         default=60.0, gt=0, description="A request body must arrive within this, s."
     )

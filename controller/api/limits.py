@@ -6,6 +6,12 @@ uploads a bound derived from the experiment's model size. A declared ``Content-L
 the limit is answered 413 before a byte of the body is read; a chunked body is counted as it
 arrives and cut off at the limit (413, or the connection is closed when the answer has started).
 A body that does not arrive within ``body_timeout_s`` is answered 408. Every refusal is counted.
+
+Model-sized uploads are also limited in number: at most ``max_uploads`` are read at once, the
+others wait (with their headers read, before a byte of their body is) for a slot. A signed
+upload must be read whole to check its digest before the board takes it, so without this bound
+the controller's memory would grow with the number of agents uploading at the same moment;
+with it, memory stays O(``max_uploads`` x model size).
 """
 
 from __future__ import annotations
@@ -43,11 +49,15 @@ class BodyLimits:
         limit_for: Callable[[str, str], int],
         body_timeout_s: float,
         counters: dict[str, int],
+        is_upload: Callable[[str, str], bool] | None = None,
+        max_uploads: int = 8,
     ) -> None:
         self.app = app
         self.limit_for = limit_for
         self.body_timeout_s = body_timeout_s
         self.counters = counters
+        self.is_upload = is_upload
+        self._upload_slots = asyncio.Semaphore(max_uploads)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,6 +69,14 @@ class BodyLimits:
             self.counters["oversized_requests"] += 1
             await _answer(send, 413, f"body of {declared} bytes exceeds the limit of {limit}")
             return
+        if self.is_upload is not None and self.is_upload(scope["method"], scope["path"]):
+            async with self._upload_slots:
+                await self._limited(scope, receive, send, limit)
+        else:
+            await self._limited(scope, receive, send, limit)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """Run the app with the body counted against ``limit`` and the body timeout."""
         started = False
         received = 0
         deadline = time.monotonic() + self.body_timeout_s
