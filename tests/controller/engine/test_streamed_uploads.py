@@ -13,7 +13,8 @@ KEY = StageKey("exp", 0, 1, "upload")
 
 def _open(dim: int = 4) -> tuple[TaskBoard, PlainAggregation]:
     board, agg = TaskBoard(), PlainAggregation(["a", "b", "c"], dim)
-    assert isinstance(agg, StreamedAggregation) and agg.streams("upload")
+    assert isinstance(agg, StreamedAggregation)
+    assert agg.streams("upload")
     tasks = {u: Task(experiment_id="exp", round=0, attempt=1, stage="upload") for u in "ab"}
     board.open_stage(KEY, tasks, lambda agent, body: agg.take("upload", agent, body))
     return board, agg
@@ -29,17 +30,20 @@ def test_each_upload_is_added_on_arrival_and_only_a_marker_kept() -> None:
     assert agg.receive("upload", got) == []
     total, members = agg.result()
     np.testing.assert_array_equal(total, [3.0, 3.0, 3.0, 3.0])
-    assert total.dtype == np.float64 and members == ["a", "b"]
+    assert total.dtype == np.float64
+    assert members == ["a", "b"]
 
 
 def test_a_malformed_upload_is_refused_at_once_and_leaves_the_sum_alone() -> None:
     board, agg = _open()
     bad = np.array([1, np.nan, 1, 1], "<f4").tobytes()
     reason = board.submit(KEY, "a", bad)
-    assert reason.startswith(SubmitResult.MALFORMED) and "non-finite" in reason
+    assert reason.startswith(SubmitResult.MALFORMED)
+    assert "non-finite" in reason
     assert board.submit(KEY, "a", np.ones(4, "<f4").tobytes()) == SubmitResult.DUPLICATE
     short = board.submit(KEY, "b", b"\x00" * 12)
-    assert short.startswith(SubmitResult.MALFORMED) and "12 bytes" in short
+    assert short.startswith(SubmitResult.MALFORMED)
+    assert "12 bytes" in short
     # both agents are done: the stage does not wait for them until its deadline
     got = board.wait(KEY, deadline_unix=float("inf"))
     assert got == {}
