@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, TypeVar
 
@@ -170,15 +171,24 @@ class Agent:
             beat = threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True)
             beat.start()
             while not self._stop.is_set():
+                asked = time.monotonic()
                 try:
-                    task = wait_for("task", self.client.task, s.max_backoff_s, s.give_up_after_s)
+                    task = wait_for(
+                        "task",
+                        lambda: self.client.task(wait_s=s.task_wait_s),
+                        s.max_backoff_s,
+                        s.give_up_after_s,
+                    )
                 except Rejected as err:
                     if err.status == 401:  # the controller lost us (e.g. a new database)
                         self._enrol()
                         continue
                     raise
                 if task.stage == "idle":
-                    self._stop.wait(task.poll_s)
+                    # A long poll that came back idle has waited already; a controller that
+                    # answered at once (no long polling) is polled again after poll_s.
+                    if time.monotonic() - asked < min(s.task_wait_s, task.poll_s):
+                        self._stop.wait(task.poll_s)
                     continue
                 self._do(task)
         finally:

@@ -10,7 +10,13 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.auth import public_key_b64, sign_request
-from protocol.rounds import ENROL_TOKEN_HEADER, EnrolRequest, EnrolResponse, Task
+from protocol.rounds import (
+    ENROL_TOKEN_HEADER,
+    TASK_WAIT_MAX_S,
+    EnrolRequest,
+    EnrolResponse,
+    Task,
+)
 
 __all__ = ["ControllerClient", "ControllerUnavailable", "Rejected"]
 
@@ -39,7 +45,10 @@ class ControllerClient:
     ) -> None:
         self.agent_id = agent_id
         self._key = key
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
+        # The timeout outlasts the longest long poll.
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=max(timeout_s, TASK_WAIT_MAX_S + 30.0)
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -92,9 +101,11 @@ class ControllerClient:
         body = json.dumps({"status": status}).encode()
         self._request("POST", f"/agents/{self.agent_id}/heartbeat", body)
 
-    def task(self) -> Task:
+    def task(self, wait_s: float = 0.0) -> Task:
+        """The stage to do now, waiting up to ``wait_s`` for one (long polling)."""
+        params = {"wait_s": wait_s} if wait_s > 0 else None
         return Task.model_validate_json(
-            self._request("GET", f"/agents/{self.agent_id}/task").content
+            self._request("GET", f"/agents/{self.agent_id}/task", params=params).content
         )
 
     def model(self, experiment_id: str, version: int) -> bytes:

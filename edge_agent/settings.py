@@ -56,6 +56,9 @@ class AgentSettings(BaseSettings):
     heartbeat_s: float = Field(default=2.0, gt=0)
     request_timeout_s: float = Field(default=60.0, gt=0)
     max_backoff_s: float = Field(default=5.0, gt=0)
+    task_wait_s: float = Field(
+        default=20.0, ge=0, le=30.0, description="Long poll for tasks, s (0: plain polling)."
+    )
     #: Stop after this many seconds without reaching the controller (0: never).
     give_up_after_s: float = Field(default=0.0, ge=0)
 

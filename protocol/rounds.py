@@ -1,6 +1,8 @@
 """Round messages between the controller and the edge agents (HTTP/JSON under ``/api/v1``).
 
-An agent polls ``GET /agents/{id}/task`` and gets a :class:`Task` naming the stage it should do;
+An agent long-polls ``GET /agents/{id}/task?wait_s=W`` (the answer comes as soon as a stage
+gives it work, or after ``W`` seconds, at most :data:`TASK_WAIT_MAX_S`, as an idle task) and gets
+a :class:`Task` naming the stage it should do;
 it answers with ``POST /experiments/{eid}/rounds/{round}/{stage}``. Stages of a round, in order:
 
 0. ``init`` (first round only): upload the seeded initial model (safetensors bytes); every
@@ -24,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "ENROL_TOKEN_HEADER",
     "STAGES",
+    "TASK_WAIT_MAX_S",
     "EnrolRequest",
     "EnrolResponse",
     "EvalReport",
@@ -38,6 +41,8 @@ __all__ = [
 Stage = Literal[
     "idle", "init", "train", "share_keys", "masked_input", "unmask", "upload", "evaluate"
 ]
+#: The longest a task request may wait for a task, s.
+TASK_WAIT_MAX_S = 30.0
 #: The header that carries the enrolment token (checked before the body is read).
 ENROL_TOKEN_HEADER = "X-Enrol-Token"
 STAGES = ("init", "train", "share_keys", "masked_input", "unmask", "upload", "evaluate")

@@ -291,7 +291,8 @@ def follow(api: ControllerAPI, experiment_id: str, total: int, procs: Processes)
 
 
 def run_experiment(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
-    """Run ``spec`` end to end with local processes; write results to ``out``; the summary."""
+    """Run ``spec`` end to end with local processes; write results to ``out`` (metrics.csv,
+    rounds.json: every round's full record, summary.json, plots); the summary."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "spec.json").write_text(spec.model_dump_json(indent=2, by_alias=True))
     token, enrol = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -306,6 +307,7 @@ def run_experiment(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
         rounds = api.rounds(experiment_id)
     wall = time.time() - started
     write_metrics(rounds, out / "metrics.csv")
+    (out / "rounds.json").write_text(json.dumps(rounds, indent=1))
     plots = write_plots(rounds, [ue.id for ue in spec.topology.ues], out)
     summary = {
         "experiment_id": experiment_id,

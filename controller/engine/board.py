@@ -3,6 +3,10 @@
 Agents poll for their task and post stage results over HTTP; the round engine assigns tasks and
 waits for results. The board is the only state the two share, guarded by one condition variable.
 
+Agents long-poll: :meth:`TaskBoard.next_task` (awaited by the REST route) returns as soon as a
+stage gives the agent a task, so a stage starts within milliseconds of its opening, not after a
+polling interval.
+
 A stage opened with a *consumer* does not keep its bodies: each one is handed to the consumer
 as it arrives (which validates it and takes what it needs, e.g. adds an update to a running
 sum) and only a marker is kept, so the board holds O(1) bytes per agent, not O(model). A body
@@ -11,6 +15,7 @@ the consumer refuses is answered with its reason and still counts as that agent'
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -61,6 +66,8 @@ class TaskBoard:
         self._tasks: dict[str, Task] = {}
         self._inboxes: dict[StageKey, _Inbox] = {}
         self.rejected: dict[str, int] = {}
+        #: Long-polling agents: their event loop and the event that wakes them.
+        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
 
     def open_stage(
         self, key: StageKey, tasks: dict[str, Task], consume: StageConsumer | None = None
@@ -74,6 +81,9 @@ class TaskBoard:
             self._inboxes[key] = _Inbox(expected=set(tasks), consume=consume)
             self._tasks.update(tasks)
             self._cond.notify_all()
+            for agent in tasks:
+                for loop, event in self._waiters.pop(agent, []):
+                    loop.call_soon_threadsafe(event.set)
 
     def close_stage(self, key: StageKey) -> None:
         """Stop accepting submissions for ``key`` and idle its agents."""
@@ -92,6 +102,31 @@ class TaskBoard:
     def task_for(self, agent_id: str) -> Task:
         with self._cond:
             return self._tasks.get(agent_id) or Task()
+
+    async def next_task(self, agent_id: str, wait_s: float) -> Task:
+        """The agent's task, waiting up to ``wait_s`` for one (long polling); idle if none."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            event = asyncio.Event()
+            with self._cond:
+                task = self._tasks.get(agent_id)
+                left = deadline - loop.time()
+                if task is not None or left <= 0:
+                    return task or Task()
+                waiters = self._waiters.setdefault(agent_id, [])
+                waiters.append((loop, event))
+            try:
+                await asyncio.wait_for(event.wait(), timeout=left)
+            except TimeoutError:
+                pass
+            finally:
+                with self._cond:
+                    waiting = self._waiters.get(agent_id, [])
+                    if (loop, event) in waiting:
+                        waiting.remove((loop, event))
+                    if not waiting:
+                        self._waiters.pop(agent_id, None)
 
     def submit(self, key: StageKey, agent_id: str, body: bytes) -> str:
         """Store (or consume) one agent's submission; return :class:`SubmitResult` ``OK`` or a

@@ -13,6 +13,7 @@ from testbed.commands import (
     bench_csi,
     bench_link,
     bench_load,
+    bench_round,
     bench_secagg,
 )
 
@@ -23,3 +24,4 @@ app.command("alloc")(bench_alloc.alloc)
 app.command("link")(bench_link.link)
 app.command("load")(bench_load.load)
 app.command("chaos")(bench_chaos.chaos)
+app.command("round")(bench_round.round_)

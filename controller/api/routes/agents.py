@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import FileResponse
 
 from controller.api.deps import AgentId, EnrolToken, Operator, Service, SignedBody, json_body
@@ -15,7 +15,14 @@ from controller.api.schemas import AgentPublic
 from controller.db import AgentRow, ExperimentRow
 from controller.engine.board import StageKey, SubmitResult
 from controller.engine.liveness import AgentInfo
-from protocol.rounds import STAGES, EnrolRequest, EnrolResponse, Heartbeat, Task
+from protocol.rounds import (
+    STAGES,
+    TASK_WAIT_MAX_S,
+    EnrolRequest,
+    EnrolResponse,
+    Heartbeat,
+    Task,
+)
 
 router = APIRouter(tags=["agents"], responses=ERRORS(401, 413, 422))
 log = logging.getLogger(__name__)
@@ -100,9 +107,16 @@ def heartbeat(agent_id: str, service: Service, signed: AgentId, beat: HeartbeatB
 
 
 @router.get("/agents/{agent_id}/task", response_model=Task, responses=ERRORS(403))
-def task(agent_id: str, service: Service, signed: AgentId) -> Any:
+async def task(
+    agent_id: str,
+    service: Service,
+    signed: AgentId,
+    wait_s: Annotated[float, Query(ge=0, le=TASK_WAIT_MAX_S)] = 0.0,
+) -> Any:
+    """The stage to do now; with ``wait_s``, wait that long for one (long polling), so that a
+    stage reaches its agents within milliseconds of opening."""
     _same_agent(agent_id, signed)
-    return service.board.task_for(agent_id)
+    return await service.board.next_task(agent_id, wait_s)
 
 
 _OPAQUE_BODY = {

@@ -369,3 +369,28 @@ def test_nonces_are_bounded_per_agent_without_dropping_live_ones() -> None:
     assert not cache.first_use("a", "w", now)  # full of live nonces: refused, none evicted
     assert not cache.first_use("a", "x", now)
     assert cache.first_use("b", "x", now)  # another agent is unaffected
+
+
+def test_a_long_poll_returns_the_task_as_soon_as_a_stage_opens(server: Server) -> None:
+    """Issue 13: GET /task?wait_s=W answers when a stage gives the agent work, not after W."""
+    import threading
+
+    from controller.engine.board import StageKey
+    from protocol.rounds import Task
+
+    key = _enrol(server)
+    path = "/api/v1/agents/ue0/task?wait_s=1"
+    idle = httpx.get(server.url + path, headers=_signed(key, "ue0", "GET", path), timeout=10)
+    assert idle.json()["stage"] == "idle"  # nothing opened: idle after the wait
+    board = server.app.state.service.board
+    task = Task(experiment_id="e", round=0, attempt=1, stage="train")
+    opener = threading.Timer(0.5, board.open_stage, (StageKey("e", 0, 1, "train"), {"ue0": task}))
+    path = "/api/v1/agents/ue0/task?wait_s=20"
+    started = time.monotonic()
+    opener.start()
+    got = httpx.get(server.url + path, headers=_signed(key, "ue0", "GET", path), timeout=30)
+    assert got.json()["stage"] == "train"
+    assert time.monotonic() - started < 10  # woken by the stage, long before the 20 s wait
+    too_long = "/api/v1/agents/ue0/task?wait_s=31"
+    resp = httpx.get(server.url + too_long, headers=_signed(key, "ue0", "GET", too_long))
+    assert resp.status_code == 422
