@@ -64,8 +64,12 @@ class ModelStore:
     def path(self, experiment_id: str, version: int) -> Path:
         return self._dir(experiment_id) / f"v{version}.safetensors"
 
-    def load(self, experiment_id: str, version: int) -> tuple[dict[str, np.ndarray], list[str]]:
-        tensors, order, _ = tensorfile.decode(self.path(experiment_id, version).read_bytes())
+    def load(
+        self, experiment_id: str, version: int, candidate: bool = False
+    ) -> tuple[dict[str, np.ndarray], list[str]]:
+        """A committed version's tensors and their order (or the staged candidate's)."""
+        path = (self.candidate_path if candidate else self.path)(experiment_id, version)
+        tensors, order, _ = tensorfile.decode(path.read_bytes())
         return tensors, order
 
     def delete(self, experiment_id: str) -> None:

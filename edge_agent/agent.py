@@ -316,6 +316,7 @@ class Agent:
         self._play(t)
         data = self._local_data(t.dataset, t.client_index, t.n_clients, t.seed)
         w_global = self._model_vector(task.experiment_id, t.model_version)
+        scored = self._score(task, w_global, data) if task.evaluate is not None else None
         freq_applied = self.dvfs.set_frequency(t.freq_hz)
         model = build_model(t.model_name, seed=t.seed)
         result, reading = self._metered(
@@ -349,8 +350,31 @@ class Agent:
             measured_energy_j=reading.energy_j if reading is not None else None,
             meter=reading.source if reading is not None else "none",
             secagg_advertise=advert,
+            evaluation=None
+            if scored is None
+            else EvalReport(
+                correct=scored[0],
+                total=scored[1],
+                test_loss=scored[2],
+                train_loss=result.loss_before,
+            ),
         )
         return report.model_dump_json().encode(), "application/json"
+
+    def _score(self, task: Task, w_global: np.ndarray, local: Any) -> Tuple[int, int, float]:
+        """The global model's (correct, total, loss) on the task's test shard: the previous
+        round's evaluation, riding on this round's training (its train loss is this round's
+        loss before training)."""
+        from edge_agent.models import build_model, vector_to_parameters
+        from edge_agent.training import evaluate
+
+        e = task.evaluate
+        assert e is not None
+        model = build_model(task.model_name, seed=task.seed)
+        vector_to_parameters(w_global, model)
+        shard = self._test_shard(local.name, e.shard_index, e.n_shards)
+        acc, test_loss = evaluate(model, shard.x, shard.y)
+        return round(acc * len(shard)), len(shard), test_loss
 
     def _memory(self, task: Task) -> _RoundMemory:
         mem = self._round

@@ -10,9 +10,12 @@ it answers with ``POST /experiments/{eid}/rounds/{round}/{stage}``. Stages of a 
 1. ``train``: download the global model, apply DVFS, compute the loss of the global model on the
    local data, train, report a :class:`TrainReport` (with the first secure-aggregation message):
    measured numbers only (wall time, applied frequency, metered energy where a meter exists).
+   A train task that also carries ``evaluate`` asks for the global model's score on a test
+   shard too: the previous round's evaluation, done without a stage of its own.
 2. ``share_keys``, ``masked_input``, ``unmask``: the secure-aggregation stages (or ``upload``, the
    plain weighted update, when secure aggregation is off). Bodies are opaque bytes.
-3. ``evaluate``: evaluate the new global model on the agent's test shard; an :class:`EvalReport`.
+3. ``evaluate``: evaluate the new global model on the agent's test shard; an :class:`EvalReport`
+   (only after the last round, or when the next round cannot carry it).
 
 Kept Python 3.8 compatible: edge boards import this module.
 """
@@ -98,6 +101,13 @@ class TrainTask(_Msg):
     )
 
 
+class EvalReport(_Msg):
+    correct: int = Field(ge=0)
+    total: int = Field(ge=0)
+    test_loss: float
+    train_loss: float = Field(description="Loss of the new global model on the local data.")
+
+
 class TrainReport(_Msg):
     """What one agent measured in the ``train`` stage.
 
@@ -122,6 +132,11 @@ class TrainReport(_Msg):
     secagg_advertise: Optional[str] = Field(
         default=None, description="First secure-aggregation message, base64."
     )
+    evaluation: Optional[EvalReport] = Field(
+        default=None,
+        description="With a task that carries `evaluate`: the global model this round trained "
+        "from, scored on that test shard before training (`train_loss` is `loss`).",
+    )
 
 
 class EvalTask(_Msg):
@@ -133,13 +148,6 @@ class EvalTask(_Msg):
     client_index: int = Field(ge=0, description="This agent's index in the data partition.")
     n_clients: int = Field(ge=1)
     dataset: Dict[str, Any] = Field(description="protocol.spec.DatasetSpec as JSON.")
-
-
-class EvalReport(_Msg):
-    correct: int = Field(ge=0)
-    total: int = Field(ge=0)
-    test_loss: float
-    train_loss: float = Field(description="Loss of the new global model on the local data.")
 
 
 class Task(_Msg):

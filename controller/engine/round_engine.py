@@ -9,9 +9,17 @@ link outcome, weights, the update, the metrics and the reward) is a call to
 A round: select; plan (CRA, CSM, MCS); ``train``; link (the radio decides which updates
 arrive); weights over the arrived; the upload stages (secure aggregation: every reporter shares
 keys, only arrived updates are masked and sent, the protocol recovers the sum without the
-rest); ``evaluate`` the new model; record; the power policy learns from the reward and is saved;
-the round, its plan, the model and the policy are committed in one transaction before the next
-round starts. When fewer updates arrive than the aggregation needs, the round is committed
+rest); the new model is staged as a candidate; record; the power policy learns from the reward
+and is saved; the round, its plan, the model and the policy are committed in one transaction.
+
+Evaluation costs no stage of its own: round ``t``'s candidate is what round ``t + 1`` trains
+from, and its train tasks ask each client to score it on a test shard first (the loss before
+training, which FAL needs anyway, is its loss on the client's data). Round ``t`` is committed,
+with the accuracy of its model exactly as before, as soon as those reports are in; only after
+the last round (or when the next round cannot carry it) does an ``evaluate`` stage run. A
+consequence: the power policy observes round ``t``'s reward after round ``t + 1`` is planned.
+A controller killed before round ``t``'s commit redoes round ``t``; nothing of an uncommitted
+round survives. When fewer updates arrive than the aggregation needs, the round is committed
 without a model update (the model and its accuracy carry over). Agents that crash or miss the
 wall-clock stage deadline are crash dropouts; the radio's losses are link dropouts.
 """
@@ -81,6 +89,21 @@ class _RoundState:
     started: float = field(default_factory=time.time)
     details: dict[str, Any] = field(default_factory=dict)
     selected: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Pending:
+    """A round whose model is staged and whose evaluation rides on the next round's training."""
+
+    state: _RoundState
+    plan: RoundPlan
+    reports: dict[str, ClientReport]
+    link: LinkResult
+    contributors: list[str]
+    version: int
+    #: When the round's own work ended (the next round starts then), Unix s.
+    ended: float
+    committed: bool = False
 
 
 @dataclass
@@ -178,12 +201,15 @@ class RoundEngine:
             self._set_status("failed", f"{type(err).__name__}: {err}")
 
     def _loop(self) -> None:
+        pending: _Pending | None = None
         while not self.stop_event.is_set():
             with self._db.session() as s:
                 row = s.get(ExperimentRow, self.experiment_id)
                 if row is None:
                     return
                 next_round, version = row.next_round, row.model_version
+            if pending is not None:  # its candidate is the next round's model
+                next_round, version = pending.state.index + 1, pending.version
             if next_round >= self.spec.fl.rounds:
                 self._set_status("completed")
                 return
@@ -191,11 +217,24 @@ class RoundEngine:
                 self._initialise_model()
                 continue
             try:
-                self._run_round(next_round, version)
+                pending = self._run_round(next_round, version, pending)
             except RoundFailedError as err:
                 log.warning("round %d failed (%s); retrying", next_round, err)
+                if pending is not None and not pending.committed:
+                    self._settle(pending)
+                pending = None
                 self.stop_event.wait(1.0)
         self._board.idle(self._ue_ids)
+
+    def _settle(self, pending: _Pending) -> None:
+        """Commit a pending round with an ``evaluate`` stage of its own (the next round could
+        not carry its evaluation); if even that fails, it is dropped and runs again."""
+        try:
+            alive = self._wait_for_agents(1, _ROUND_WAIT_S)
+            evals = self._evaluate(pending.state, alive, pending.version)
+            self._commit_pending(pending, evals)
+        except RoundFailedError as err:
+            log.warning("round %d dropped, to run again (%s)", pending.state.index, err)
 
     # -- helpers ----------------------------------------------------------------------------
     def _alive_agents(self) -> dict[str, str]:
@@ -270,7 +309,10 @@ class RoundEngine:
                 row.model_version, row.model_path = 0, str(path)
 
     # -- one round ----------------------------------------------------------------------------
-    def _run_round(self, index: int, version: int) -> None:
+    def _run_round(self, index: int, version: int, pending: _Pending | None) -> _Pending | None:
+        """One attempt of round ``index`` from model ``version`` (``pending``'s candidate when
+        given: that round is committed once this one's train reports carry its evaluation).
+        Returns this round when it staged a candidate for the next round to evaluate."""
         spec, algorithm = self.spec, self._algorithm
         state = _RoundState(index=index, attempt=int(time.time() * 1000) % 2**31)
         self.current = state
@@ -280,7 +322,9 @@ class RoundEngine:
         if len(alive) < need:
             raise RoundFailedError(f"{len(alive)} agents alive, {need} needed")
         state.selected = selected = core.select(algorithm, spec, index, list(alive), self._rng)
-        tensors, order = self._store.load(self.experiment_id, version)
+        tensors, order = self._store.load(
+            self.experiment_id, version, candidate=pending is not None
+        )
         dim = int(sum(int(np.prod(tensors[k].shape)) for k in order))
         gains, csi_info = self._csi(selected)
         state.details["csi"] = csi_info
@@ -303,9 +347,15 @@ class RoundEngine:
         except AggregationError as err:
             raise RoundFailedError(str(err)) from None
 
-        reports = self._train(state, plan, alive, version, agg)
+        reports, evals = self._train(state, plan, alive, version, agg, pending is not None)
+        if pending is not None:
+            self._commit_pending(pending, evals)
+            pending = None
         link = self._link(state, plan, reports)
+        # The next round's plan reads this round's link outcome before this round commits.
+        self._carry.history = _history({u: v.tolist() for u, v in core.link_features(link).items()})
         weight_of = core.weights(algorithm, reports, link.arrived)
+        state.details["weights"] = weight_of
         contributors: list[str] = []
         new_flat = None
         if len(link.arrived) >= need:
@@ -320,15 +370,48 @@ class RoundEngine:
                 len(selected),
                 need,
             )
-        updated = new_flat is not None
         if new_flat is not None:
             new_tensors = tensorfile.unflatten(new_flat, tensors, order)
             self._store.stage_candidate(self.experiment_id, version + 1, new_tensors, order)
-            metrics = _eval_metrics(self._evaluate(state, alive, version + 1))
-        elif self._carry.accuracy is None:  # nothing to carry over yet: score the model as it is
+            staged = _Pending(state, plan, reports, link, contributors, version + 1, time.time())
+            if index + 1 < spec.fl.rounds:
+                return staged  # the next round's training evaluates it
+            evals = self._evaluate(state, alive, version + 1)
+            self._commit_pending(staged, evals)
+            return None
+        if self._carry.accuracy is None:  # nothing to carry over yet: score the model as it is
             metrics = _eval_metrics(self._evaluate(state, alive, version))
         else:
             metrics = (self._carry.accuracy, self._carry.loss, self._carry.fairness_var)
+        self._finish(state, plan, reports, link, contributors, metrics, None, time.time())
+        return None
+
+    def _commit_pending(self, pending: _Pending, evals: dict[str, EvalReport]) -> None:
+        """Record and commit a round whose model has now been scored."""
+        if not evals:
+            raise RoundFailedError(f"no evaluation of round {pending.state.index}'s model")
+        p = pending
+        metrics = _eval_metrics(evals)
+        p.state.details["evaluated_by"] = sorted(evals)
+        self._finish(
+            p.state, p.plan, p.reports, p.link, p.contributors, metrics, p.version, p.ended
+        )
+        p.committed = True
+
+    def _finish(
+        self,
+        state: _RoundState,
+        plan: RoundPlan,
+        reports: dict[str, ClientReport],
+        link: LinkResult,
+        contributors: list[str],
+        metrics: tuple[float | None, float | None, float | None],
+        new_version: int | None,
+        ended: float,
+    ) -> None:
+        """Record the round, let the policy learn from its reward, commit."""
+        spec, algorithm = self.spec, self._algorithm
+        updated = new_version is not None
         rec = core.record(
             spec,
             plan,
@@ -343,17 +426,16 @@ class RoundEngine:
         )
         algorithm.observe(rec.reward)
         state.details.update(
-            selected=selected,
+            selected=state.selected,
             survivors=list(reports),
             contributors=contributors,
             losses={u: r.loss for u, r in reports.items()},
-            weights=weight_of,
             train_s={u: r.measured_train_s for u, r in reports.items()},
             link=link.to_record(),
             link_features={u: v.tolist() for u, v in core.link_features(link).items()},
             policy_source=self._policy_source,
         )
-        self._commit(state, plan, rec, reports, version + 1 if updated else None)
+        self._commit(state, plan, rec, reports, new_version, ended)
 
     def _train(
         self,
@@ -362,8 +444,10 @@ class RoundEngine:
         alive: dict[str, str],
         version: int,
         agg: RoundAggregation,
-    ) -> dict[str, ClientReport]:
-        """The ``train`` stage; the valid reports of clients whose key adverts were accepted."""
+        evaluate: bool = False,
+    ) -> tuple[dict[str, ClientReport], dict[str, EvalReport]]:
+        """The ``train`` stage: the valid reports of clients whose key adverts were accepted,
+        and (with ``evaluate``) their scores of model ``version`` on their test shards."""
         tasks = wire.train_tasks(
             self.spec,
             self.experiment_id,
@@ -373,16 +457,17 @@ class RoundEngine:
             version,
             float(self._algorithm.fedprox_mu),
             agg.setup_inputs(),
+            evaluate=evaluate,
         )
         got = self._stage(state, "train", tasks, self.spec.fl.round_deadline_s)
-        reports, adverts = wire.parse_train_reports(got, {a: u for u, a in alive.items()})
+        reports, adverts, evals = wire.parse_train_reports(got, {a: u for u, a in alive.items()})
         try:
             bad = set(agg.receive_setup(adverts))
         except AggregationError as err:
             raise RoundFailedError(f"advertise keys: {err}") from None
         for ue, r in reports.items():
             self._samples[ue] = r.samples
-        return {u: r for u, r in reports.items() if u not in bad}
+        return {u: r for u, r in reports.items() if u not in bad}, evals
 
     def _link(
         self, state: _RoundState, plan: RoundPlan, reports: dict[str, ClientReport]
@@ -466,9 +551,11 @@ class RoundEngine:
         rec: RoundRecord,
         reports: dict[str, ClientReport],
         new_version: int | None,
+        ended: float,
     ) -> None:
-        """Commit the round; ``new_version``: the model version it made (None: no update)."""
-        wall = time.time() - state.started
+        """Commit the round; ``new_version``: the model version it made (None: no update);
+        ``ended``: when its own work ended (its wall time runs from its start to then)."""
+        wall = ended - state.started
         slowest = max((r.measured_train_s for r in reports.values()), default=0.0)
         policy_path = self._save_policy(state.index)
         model_path = (

@@ -50,8 +50,13 @@ def train_tasks(
     version: int,
     fedprox_mu: float,
     setup: Mapping[str, bytes | None],
+    evaluate: bool = False,
 ) -> dict[str, Task]:
-    """Agent id -> the ``train`` task of each planned client (its P, B and f from the plan)."""
+    """Agent id -> the ``train`` task of each planned client (its P, B and f from the plan).
+
+    With ``evaluate``, each task also asks for model ``version``'s score on one test shard per
+    client (the previous round's evaluation, carried by this round's training).
+    """
     ue_order = [ue.id for ue in spec.topology.ues]
     by_id = {ue.id: ue for ue in spec.topology.ues}
     selected = list(plan.ue_ids)
@@ -81,16 +86,33 @@ def train_tasks(
         )
         blob = setup.get(ue)
         task.secagg = base64.b64encode(blob).decode() if blob is not None else None
+        if evaluate:
+            task.evaluate = _eval_task(spec, version, i, len(selected), ue_order.index(ue))
         tasks[agents[ue]] = task
     return tasks
 
 
+def _eval_task(
+    spec: ExperimentSpec, version: int, shard: int, n_shards: int, client_index: int
+) -> EvalTask:
+    return EvalTask(
+        model_version=version,
+        shard_index=shard,
+        n_shards=n_shards,
+        client_index=client_index,
+        n_clients=spec.n_ues,
+        dataset=spec.dataset.model_dump(mode="json"),
+    )
+
+
 def parse_train_reports(
     got: Mapping[str, bytes], agent_to_ue: Mapping[str, str]
-) -> tuple[dict[str, ClientReport], dict[str, bytes]]:
-    """The valid train reports by UE, and their secure-aggregation adverts (decoded)."""
+) -> tuple[dict[str, ClientReport], dict[str, bytes], dict[str, EvalReport]]:
+    """The valid train reports by UE, their secure-aggregation adverts (decoded), and the
+    evaluations they carry."""
     reports: dict[str, ClientReport] = {}
     adverts: dict[str, bytes] = {}
+    evals: dict[str, EvalReport] = {}
     for agent, body in got.items():
         try:
             r = TrainReport.model_validate_json(body)
@@ -111,7 +133,9 @@ def parse_train_reports(
         )
         if r.secagg_advertise:
             adverts[ue] = base64.b64decode(r.secagg_advertise)
-    return reports, adverts
+        if r.evaluation is not None:
+            evals[ue] = r.evaluation
+    return reports, adverts, evals
 
 
 def eval_tasks(
@@ -125,18 +149,10 @@ def eval_tasks(
     """Agent id -> an ``evaluate`` task: model ``version`` on one test shard per live agent."""
     ue_order = [ue.id for ue in spec.topology.ues]
     agent_ids = list(agents.values())
-    dataset = spec.dataset.model_dump(mode="json")
     tasks = {}
     for i, (ue, agent) in enumerate(agents.items()):
         task = base_task(spec, experiment_id, index, attempt, "evaluate", agent_ids)
-        task.evaluate = EvalTask(
-            model_version=version,
-            shard_index=i,
-            n_shards=len(agent_ids),
-            client_index=ue_order.index(ue),
-            n_clients=len(ue_order),
-            dataset=dataset,
-        )
+        task.evaluate = _eval_task(spec, version, i, len(agent_ids), ue_order.index(ue))
         tasks[agent] = task
     return tasks
 
