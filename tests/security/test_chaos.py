@@ -27,12 +27,17 @@ def _check(result: dict[str, object], kills: int, rounds: int) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_twenty_kills_on_sqlite(tmp_path: Path) -> None:
-    _check(run_chaos(tmp_path, kills=20, seed=1, rounds=5), kills=20, rounds=5)
+    # Enough rounds that all 20 kills fall inside the run: a kill costs the round in progress,
+    # and a round (3 agents, 300 samples each) takes about 3 s against kills 0.5-4 s apart.
+    result = run_chaos(tmp_path, kills=20, seed=1, rounds=12, max_delay_s=4.0)
+    _check(result, kills=20, rounds=12)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_kills_on_postgresql(tmp_path: Path, postgres_db: str) -> None:
-    result = run_chaos(tmp_path, kills=6, seed=2, rounds=4, database_url=postgres_db)
+    result = run_chaos(
+        tmp_path, kills=6, seed=2, rounds=6, max_delay_s=4.0, database_url=postgres_db
+    )
     assert result["database"] == "postgresql"
-    _check(result, kills=6, rounds=4)
+    _check(result, kills=6, rounds=6)
