@@ -349,8 +349,10 @@ class RoundEngine:
 
         reports, evals = self._train(state, plan, alive, version, agg, pending is not None)
         if pending is not None:
+            if not evals:  # agents that do not score in training: a stage of its own
+                log.warning("round %d: no evaluation came with training", pending.state.index)
+                evals = self._evaluate(pending.state, alive, version)
             self._commit_pending(pending, evals)
-            pending = None
         link = self._link(state, plan, reports)
         # The next round's plan reads this round's link outcome before this round commits.
         self._carry.history = _history({u: v.tolist() for u, v in core.link_features(link).items()})

@@ -121,8 +121,12 @@ def test_dropout_and_controller_restart(tmp_path: Path) -> None:
         for r in rounds:
             assert r["accuracy"] is not None
             assert 0.0 <= r["accuracy"] <= 1.0
-            assert len(r["details"]["contributors"]) >= 3
+            if r["updated"]:
+                assert len(r["details"]["contributors"]) >= 3
+            else:  # the threshold is 3 of the 3 survivors: one block lost on the air is enough
+                assert r["link_dropouts"] >= 1, r
             assert r["allocation"]["ue_ids"]
+        assert sum(r["updated"] for r in rounds) >= ROUNDS - 1
         assert rounds[-1]["accuracy"] > 0.8
         # The power policy learnt before the restart carries on after it.
         assert rounds[0]["details"]["policy_source"] == "fresh"
