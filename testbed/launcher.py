@@ -221,7 +221,7 @@ class ControllerAPI:
 
     def __init__(self, url: str, token: str) -> None:
         self._http = httpx.Client(
-            base_url=f"{url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30.0
+            base_url=f"{url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=120.0
         )
 
     def create(self, spec: ExperimentSpec) -> str:
@@ -249,14 +249,15 @@ class ControllerAPI:
 def start_experiment(
     procs: Processes, spec: ExperimentSpec, url: str, token: str, enrol: str, workdir: Path
 ) -> tuple[ControllerAPI, str]:
-    """Once the controller at ``url`` is ready: one agent per UE, then create and start the
-    experiment; the operator's API and the experiment's id."""
+    """Once the controller at ``url`` is ready: create and start the experiment, then one agent
+    per UE (the experiment waits for them to enrol; starting it first keeps the agents' start-up
+    load off its start); the operator's API and the experiment's id."""
     wait_ready(url, procs, "controller")
-    for ue in spec.topology.ues:
-        start_agent(procs, ue, url, enrol, workdir)
     api = ControllerAPI(url, token)
     experiment_id = api.create(spec)
     api.start(experiment_id)
+    for ue in spec.topology.ues:
+        start_agent(procs, ue, url, enrol, workdir)
     return api, experiment_id
 
 
