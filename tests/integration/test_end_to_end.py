@@ -45,8 +45,11 @@ def _spec() -> ExperimentSpec:
                 "aps": [{"id": "ap0", "antennas": 2}],
                 "ues": [{"id": f"ue{i}", "profile": "rpi4"} for i in range(4)],
             },
-            # A strong channel: this test is about crashes and restarts, not link dropouts.
+            # This test is about crashes and restarts, not link dropouts: a strong channel, and
+            # no link layer (at MCS 28 a fade deeper than the back-off can still lose a block;
+            # tests/integration/test_link_snr.py is the link layer's end-to-end test).
             "radio": {"tau_p": 4, "tau_c": 100, "sample_rate_hz": 2e5, "snr_override_db": 25},
+            "link": {"enabled": False},
             "dataset": {"name": "mnist", "samples_per_client": 600},
             "fl": {
                 "rounds": ROUNDS,
@@ -121,12 +124,9 @@ def test_dropout_and_controller_restart(tmp_path: Path) -> None:
         for r in rounds:
             assert r["accuracy"] is not None
             assert 0.0 <= r["accuracy"] <= 1.0
-            if r["updated"]:
-                assert len(r["details"]["contributors"]) >= 3
-            else:  # the threshold is 3 of the 3 survivors: one block lost on the air is enough
-                assert r["link_dropouts"] >= 1, r
+            assert len(r["details"]["contributors"]) >= 3
             assert r["allocation"]["ue_ids"]
-        assert sum(r["updated"] for r in rounds) >= ROUNDS - 1
+        assert all(r["updated"] for r in rounds)
         assert rounds[-1]["accuracy"] > 0.8
         # The power policy learnt before the restart carries on after it.
         assert rounds[0]["details"]["policy_source"] == "fresh"
