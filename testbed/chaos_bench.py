@@ -86,7 +86,7 @@ def _rss_mb(proc: psutil.Process) -> float:
 
 
 def _wait(
-    procs: Processes, url: str, api: ControllerAPI, experiment_id: str, delay_s: float
+    procs: Processes, api: ControllerAPI, experiment_id: str, delay_s: float
 ) -> tuple[dict[str, Any] | None, float]:
     """Sleep ``delay_s`` while sampling the controller; its last status and peak RSS, MiB."""
     proc = psutil.Process(procs.children["controller"].pid)
@@ -132,7 +132,7 @@ def run_chaos(
         api, experiment_id = start_experiment(procs, spec, url, token, enrol, workdir)
         for _ in range(kills):
             delay = rng.uniform(min_delay_s, max_delay_s)
-            last, peak = _wait(procs, url, api, experiment_id, delay)
+            last, peak = _wait(procs, api, experiment_id, delay)
             peak_rss = max(peak_rss, peak)
             if last is not None and last["status"] in ("completed", "failed"):
                 break
@@ -148,12 +148,12 @@ def run_chaos(
                 progress(1)
             start_controller(procs, env)
             wait_ready(url, procs, "controller")
-        final, peak = _wait(procs, url, api, experiment_id, _FINISH_TIMEOUT_S)
+        final, peak = _wait(procs, api, experiment_id, _FINISH_TIMEOUT_S)
         peak_rss = max(peak_rss, peak)
         if final is None:
             raise LaunchError(f"controller unreachable at the end:\n{procs.tail('controller')}")
         rounds_seen = [r["index"] for r in api.rounds(experiment_id)]
-        full = [api_round(api, experiment_id, i) for i in sorted(set(rounds_seen))]
+        full = [api.round(experiment_id, i) for i in sorted(set(rounds_seen))]
     counts = Counter(rounds_seen)
     models = workdir / "controller" / "models" / experiment_id
     checked = mismatches = 0
@@ -185,11 +185,3 @@ def run_chaos(
         "measured_wall_s": round(time.monotonic() - started, 1),
         "moments": moments,
     }
-
-
-def api_round(api: ControllerAPI, experiment_id: str, index: int) -> dict[str, Any]:
-    """One committed round with its details (model version and hash)."""
-    resp = api._http.get(f"/experiments/{experiment_id}/rounds/{index}")
-    resp.raise_for_status()
-    result: dict[str, Any] = resp.json()
-    return result

@@ -239,6 +239,13 @@ class ControllerAPI:
         result: dict[str, Any] = resp.json()
         return result
 
+    def round(self, experiment_id: str, index: int) -> dict[str, Any]:
+        """One committed round, with its allocation and details."""
+        resp = self._http.get(f"/experiments/{experiment_id}/rounds/{index}")
+        resp.raise_for_status()
+        result: dict[str, Any] = resp.json()
+        return result
+
     def rounds(self, experiment_id: str) -> list[dict[str, Any]]:
         resp = self._http.get(f"/experiments/{experiment_id}/rounds")
         resp.raise_for_status()

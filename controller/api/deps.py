@@ -38,6 +38,7 @@ __all__ = [
     "Service",
     "SignedBody",
     "get_service",
+    "invalid_json",
     "json_body",
 ]
 
@@ -182,9 +183,13 @@ def json_body(
             raise HTTPException(422, detail) from None
         except (ValueError, RecursionError):
             service.counters[counter] += 1
-            raise HTTPException(
-                422,
-                [{"loc": ["body"], "msg": "body is not valid JSON", "type": "json_invalid"}],
-            ) from None
+            raise invalid_json() from None
 
     return parse
+
+
+def invalid_json() -> HTTPException:
+    """The 422 for a body that is not JSON (or nests too deep to parse)."""
+    return HTTPException(
+        422, [{"loc": ["body"], "msg": "body is not valid JSON", "type": "json_invalid"}]
+    )

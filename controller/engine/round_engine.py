@@ -355,7 +355,10 @@ class RoundEngine:
             self._commit_pending(pending, evals)
         link = self._link(state, plan, reports)
         # The next round's plan reads this round's link outcome before this round commits.
-        self._carry.history = _history({u: v.tolist() for u, v in core.link_features(link).items()})
+        state.details["link_features"] = {
+            u: v.tolist() for u, v in core.link_features(link).items()
+        }
+        self._carry.history = _history(state.details["link_features"])
         weight_of = core.weights(algorithm, reports, link.arrived)
         state.details["weights"] = weight_of
         contributors: list[str] = []
@@ -434,7 +437,6 @@ class RoundEngine:
             losses={u: r.loss for u, r in reports.items()},
             train_s={u: r.measured_train_s for u, r in reports.items()},
             link=link.to_record(),
-            link_features={u: v.tolist() for u, v in core.link_features(link).items()},
             policy_source=self._policy_source,
         )
         self._commit(state, plan, rec, reports, new_version, ended)

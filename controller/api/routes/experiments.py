@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import FileResponse
 
-from controller.api.deps import Operator, Service
+from controller.api.deps import Operator, Service, invalid_json
 from controller.api.openapi import ERRORS, json_request_body
 from controller.api.schemas import ExperimentPublic, RoundPublic
 from controller.db import ExperimentRow
@@ -54,10 +54,7 @@ async def _spec_body(request: Request, service: Service, _: Operator) -> Experim
         data = json.loads(raw)
     except (ValueError, RecursionError):
         service.counters["malformed_requests"] += 1
-        raise HTTPException(
-            422,
-            [{"loc": ["body"], "msg": "body is not valid JSON", "type": "json_invalid"}],
-        ) from None
+        raise invalid_json() from None
     try:
         return parse_spec(data, source="request body")
     except SpecError as err:
