@@ -51,7 +51,9 @@ def test_two_experiments_keep_their_own_subscriptions() -> None:
             for ap, ue in (("apA", "ueA"), ("apB", "ueB")):
                 pub.send_multipart(encode_csi_multipart(_msg(ap, ue, frame)))
             status = source.status()["experiments"]
-            if all(
+            # Each experiment's subscriber reads at its own pace: wait until exp-a has also
+            # seen (and refused) an apB message, not only its own apA.
+            if status["exp-a"]["counters"]["unknown_ap"] > 0 and all(
                 s["aps"][ap]["frame"] > 0
                 for s, ap in ((status["exp-a"], "apA"), (status["exp-b"], "apB"))
             ):
