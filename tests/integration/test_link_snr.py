@@ -3,9 +3,15 @@ source, serving the simulated air), the controller under uvicorn and four agents
 aggregation on.
 
 The same seeded experiment at a high and at a low pilot SNR (``radio.snr_override_db``): the
-first loses no update on the link, the second loses some and ends less accurate. In both, every
-committed model is the previous one plus exactly the weighted mean of the updates that arrived,
-recomputed here from the agents' own deterministic training code.
+first loses no update on the link, the second loses some, so fewer updates reach its model and it
+ends with another one. In both, every committed model is the previous one plus exactly the
+weighted mean of the updates that arrived, recomputed here from the agents' own deterministic
+training code: what the radio lost is what the model misses.
+
+How much the low run loses depends on the fading at the moment each update is sent (wall clock
+of the sim world), so the test does not claim it ends less accurate: with non-IID shards, losing
+two updates of twelve can leave a model as good or better (CI saw 0.7878 against 0.7774 after
+losing two; a run here that lost more ended at 0.3120).
 """
 
 from __future__ import annotations
@@ -143,6 +149,19 @@ def _check_sums(
         version += 1
 
 
+def _contributions(rounds: list[dict[str, Any]]) -> int:
+    """Updates that went into committed models, summed over the rounds."""
+    return sum(len(r["details"]["contributors"]) for r in rounds if r["updated"])
+
+
+def _final_model(workdir: Path, eid: str) -> np.ndarray:
+    """The last committed global model of an experiment, flattened."""
+    models = workdir / "controller" / "models" / eid
+    last = max(models.glob("v*.safetensors"), key=lambda p: int(p.stem[1:]))
+    tensors, order, _ = tensorfile.decode(last.read_bytes())
+    return tensorfile.flatten(tensors, order)
+
+
 @pytest.mark.skipif(not DATA.exists(), reason=f"MNIST not found at {DATA}")
 def test_low_snr_loses_updates_and_accuracy_and_the_sums_stay_exact(tmp_path: Path) -> None:
     high_spec, low_spec = _spec(HIGH_SNR_DB), _spec(LOW_SNR_DB)
@@ -151,7 +170,10 @@ def test_low_snr_loses_updates_and_accuracy_and_the_sums_stay_exact(tmp_path: Pa
 
     assert sum(r["link_dropouts"] for r in high) == 0
     assert sum(r["link_dropouts"] for r in low) > 0
-    assert low[-1]["accuracy"] < high[-1]["accuracy"]
+    assert _contributions(low) < _contributions(high)
+    assert not np.array_equal(
+        _final_model(tmp_path / "low", low_id), _final_model(tmp_path / "high", high_id)
+    )
     assert np.mean([r["mean_mcs_index"] or 0 for r in low]) < np.mean(
         [r["mean_mcs_index"] for r in high]
     )
