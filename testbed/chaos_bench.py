@@ -7,7 +7,9 @@ reported update arrives); what is under test is the controller's persistence. At
 seeded random moments (uniform in ``[min_delay_s, max_delay_s]`` after the controller is
 ready: inside training, the secure-aggregation stages, evaluation, or a commit) the controller
 is killed with SIGKILL and started again on the same database and data directory; then the
-experiment runs to its end. The checks:
+experiment runs to its end. A kill costs the round in progress, so on a machine fast enough to
+outrun the kills the remaining ones land in the last round (uniform in ``[0, min_delay_s]``
+after it is seen): every kill falls inside the run whatever the machine's speed. The checks:
 
 - every round index appears exactly once (``rounds_lost``, ``rounds_repeated``);
 - the model file of every committed version hashes to the SHA-256 its round recorded
@@ -86,9 +88,18 @@ def _rss_mb(proc: psutil.Process) -> float:
 
 
 def _wait(
-    procs: Processes, api: ControllerAPI, experiment_id: str, delay_s: float
+    procs: Processes,
+    api: ControllerAPI,
+    experiment_id: str,
+    delay_s: float,
+    last_round: int | None = None,
+    last_delay_s: float = 0.0,
 ) -> tuple[dict[str, Any] | None, float]:
-    """Sleep ``delay_s`` while sampling the controller; its last status and peak RSS, MiB."""
+    """Sleep ``delay_s`` while sampling the controller; its last status and peak RSS, MiB.
+
+    Once the experiment is seen in round ``last_round`` (its last), the sleep ends at most
+    ``last_delay_s`` later: a kill drawn for later would miss the run on a fast machine.
+    """
     proc = psutil.Process(procs.children["controller"].pid)
     peak, last = 0.0, None
     deadline = time.monotonic() + delay_s
@@ -99,6 +110,9 @@ def _wait(
             last = status
             if status["status"] in ("completed", "failed"):
                 break
+            if last_round is not None and (status.get("current_round") or 0) >= last_round:
+                deadline = min(deadline, time.monotonic() + last_delay_s)
+                last_round = None
         time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
     return last, peak
 
@@ -132,14 +146,17 @@ def run_chaos(
         api, experiment_id = start_experiment(procs, spec, url, token, enrol, workdir)
         for _ in range(kills):
             delay = rng.uniform(min_delay_s, max_delay_s)
-            last, peak = _wait(procs, api, experiment_id, delay)
+            last_delay = rng.uniform(0.0, min_delay_s)
+            waited = time.monotonic()
+            last, peak = _wait(procs, api, experiment_id, delay, rounds - 1, last_delay)
+            waited = time.monotonic() - waited
             peak_rss = max(peak_rss, peak)
             if last is not None and last["status"] in ("completed", "failed"):
                 break
             procs.kill("controller")
             moments.append(
                 {
-                    "after_ready_s": round(delay, 2),
+                    "after_ready_s": round(waited, 2),
                     "rounds_completed": None if last is None else last["rounds_completed"],
                     "current_round": None if last is None else last["current_round"],
                 }
