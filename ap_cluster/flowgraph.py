@@ -140,6 +140,7 @@ class ApFlowgraph(gr.top_block):
                 ap_index,
                 max_frames=max_frames,
                 pace=cluster.sim_pace,
+                chunk_s=cluster.publish_interval_s,
                 on_block=on_block,
             )
         self.estimator = build_estimator(

@@ -36,6 +36,7 @@ def make_sim_source(cluster_path: str, ap_id: str, max_frames: int = -1) -> Any:
         world.cfg.ap_index(ap_id),
         max_frames=None if max_frames < 0 else max_frames,
         pace=cluster.sim_pace,
+        chunk_s=cluster.publish_interval_s,
     )
 
 

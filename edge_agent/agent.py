@@ -26,7 +26,8 @@ import base64
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, TypeVar
 
 import numpy as np
@@ -40,8 +41,11 @@ from protocol.rounds import EvalReport, Task, TrainReport, TrainTask
 from protocol.spec import DatasetSpec
 
 if TYPE_CHECKING:
+    from torch.nn import Module
+
     from edge_agent.dvfs import DVFSBackend
     from edge_agent.energy import EnergyMeter, EnergyReading
+    from edge_agent.training import TrainResult
 
 __all__ = ["Agent"]
 
@@ -306,7 +310,7 @@ class Agent:
         return tensorfile.encode(tensors, list(state)), "application/octet-stream"
 
     def _train(self, task: Task) -> Tuple[bytes, str]:
-        from edge_agent.models import build_model
+        from edge_agent.models import build_model, vector_to_parameters
         from edge_agent.secagg_session import SecAggSession
         from edge_agent.training import local_train
 
@@ -316,11 +320,15 @@ class Agent:
         self._play(t)
         data = self._local_data(t.dataset, t.client_index, t.n_clients, t.seed)
         w_global = self._model_vector(task.experiment_id, t.model_version)
-        scored = self._score(task, w_global, data) if task.evaluate is not None else None
         freq_applied = self.dvfs.set_frequency(t.freq_hz)
         model = build_model(t.model_name, seed=t.seed)
-        result, reading = self._metered(
-            lambda: local_train(
+        # Built here, not in the scoring thread: building a model seeds torch's global RNG,
+        # which the SGD loop's dropout draws from.
+        scorer = build_model(task.model_name, seed=task.seed)
+        vector_to_parameters(w_global, scorer)
+
+        def train() -> TrainResult:
+            return local_train(
                 model,
                 data.x,
                 data.y,
@@ -331,8 +339,18 @@ class Agent:
                 fedprox_mu=t.fedprox_mu,
                 global_vector=w_global,
                 seed=t.seed * 100003 + task.round,
+                loss_before=False,  # scored below, with the test shard
             )
-        )
+
+        if self.settings.overlap_evaluation:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score") as pool:
+                side = pool.submit(self._score, task, scorer, data)
+                result, reading = self._metered(train)
+                scored, loss_before = side.result()
+        else:
+            scored, loss_before = self._score(task, scorer, data)
+            result, reading = self._metered(train)
+        result = replace(result, loss_before=loss_before)
         self._round = _RoundMemory((task.experiment_id, task.round, task.attempt), result.delta)
         advert: Optional[str] = None
         if t.secure_aggregation:
@@ -361,20 +379,23 @@ class Agent:
         )
         return report.model_dump_json().encode(), "application/json"
 
-    def _score(self, task: Task, w_global: np.ndarray, local: Any) -> Tuple[int, int, float]:
-        """The global model's (correct, total, loss) on the task's test shard: the previous
-        round's evaluation, riding on this round's training (its train loss is this round's
-        loss before training)."""
-        from edge_agent.models import build_model, vector_to_parameters
+    def _score(
+        self, task: Task, model: Module, local: Any
+    ) -> Tuple[Optional[Tuple[int, int, float]], float]:
+        """The global ``model`` scored: ``((correct, total, loss) on the task's test shard, or
+        None when the task asks for no evaluation; its mean loss on the local data)``. The
+        first is the previous round's evaluation riding on this round's training, the second
+        this round's loss before training (FAL's ``L_u``, and that evaluation's train loss).
+        Draws no random numbers (it may run beside the SGD loop)."""
         from edge_agent.training import evaluate
 
+        loss_before = evaluate(model, local.x, local.y)[1]
         e = task.evaluate
-        assert e is not None
-        model = build_model(task.model_name, seed=task.seed)
-        vector_to_parameters(w_global, model)
+        if e is None:
+            return None, loss_before
         shard = self._test_shard(local.name, e.shard_index, e.n_shards)
         acc, test_loss = evaluate(model, shard.x, shard.y)
-        return round(acc * len(shard)), len(shard), test_loss
+        return (round(acc * len(shard)), len(shard), test_loss), loss_before
 
     def _memory(self, task: Task) -> _RoundMemory:
         mem = self._round

@@ -59,6 +59,12 @@ class AgentSettings(BaseSettings):
     task_wait_s: float = Field(
         default=20.0, ge=0, le=30.0, description="Long poll for tasks, s (0: plain polling)."
     )
+    overlap_evaluation: bool = Field(
+        default=True,
+        description="Score the global model (test shard, loss before training) in a thread "
+        "beside the SGD loop rather than before it; the energy meter's reading then includes "
+        "that scoring, and on a board with one free core it slows the loop instead.",
+    )
     #: Stop after this many seconds without reaching the controller (0: never).
     give_up_after_s: float = Field(default=0.0, ge=0)
 

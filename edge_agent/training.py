@@ -132,6 +132,7 @@ def local_train(
     seed: int = 0,
     weight_decay: float = 0.0,
     exact_loss_after: bool = False,
+    loss_before: bool = True,
 ) -> TrainResult:
     """Train ``model`` in place from the global model on the local data; return the update.
 
@@ -148,6 +149,8 @@ def local_train(
         weight_decay: L2 weight decay of SGD.
         exact_loss_after: evaluate the trained model on the local data for ``loss_after``
             (one more forward pass) instead of averaging the last epoch's training loss.
+        loss_before: evaluate the global model on the local data first (one forward pass);
+            False leaves ``loss_before`` NaN, for a caller that computes it elsewhere.
     """
     if epochs < 1:
         raise ValueError(f"`epochs` must be at least 1, got {epochs}")
@@ -165,7 +168,7 @@ def local_train(
     anchors = [p.detach().clone() for p in model.parameters()] if fedprox_mu > 0 else []
 
     t0 = time.perf_counter()
-    _, loss_before = evaluate(model, xt, yt)
+    before = evaluate(model, xt, yt)[1] if loss_before else float("nan")
     eval_seconds = time.perf_counter() - t0
 
     rng = np.random.default_rng(seed)
@@ -199,7 +202,7 @@ def local_train(
     delta = parameters_to_vector(model) - w0
     return TrainResult(
         delta=delta.astype(np.float32, copy=False),
-        loss_before=loss_before,
+        loss_before=before,
         loss_after=loss_after,
         samples=int(n),
         seconds=seconds,

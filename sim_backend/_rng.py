@@ -24,9 +24,15 @@ def keyed_rng(seed: int, tag: int, *indices: int) -> np.random.Generator:
     return np.random.Generator(np.random.Philox(np.random.SeedSequence([seed, tag, *indices])))
 
 
-def complex_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """``CN(0, 1)`` samples of ``shape``, complex128."""
-    x = rng.standard_normal((*shape, 2))  # (re, im) pairs: viewed as complex, no copy
-    z = x.view(np.complex128).reshape(shape)
-    z *= np.sqrt(0.5)
+def complex_normal(
+    rng: np.random.Generator, shape: tuple[int, ...], dtype: type = np.complex128
+) -> np.ndarray:
+    """``CN(0, 1)`` samples of ``shape``: complex128, or complex64 (drawn in float32, about
+    1.4x faster: the IQ stream's noise, which the stream carries as complex64 anyway)."""
+    if dtype not in (np.complex64, np.complex128):
+        raise ValueError(f"`dtype` must be complex64 or complex128, got {dtype!r}")
+    real = np.float32 if dtype is np.complex64 else np.float64
+    x = rng.standard_normal((*shape, 2), dtype=real)  # (re, im) pairs: viewed as complex
+    z: np.ndarray = x.view(dtype).reshape(shape)
+    z *= np.sqrt(0.5).astype(real)
     return z

@@ -67,8 +67,11 @@ class IQGenerator:
         """``[N, d]`` complex64: the noise before frame 0 (timing offset ``d``)."""
         cfg = self.world.cfg
         rng = keyed_rng(cfg.seed, TAG_NOISE_PREFIX, self.ap)
-        w = complex_normal(rng, (self.n_ant, cfg.timing_offset_samples))
-        return (w * np.sqrt(cfg.noise_var_w)).astype(np.complex64)
+        w: npt.NDArray[np.complex64] = complex_normal(
+            rng, (self.n_ant, cfg.timing_offset_samples), np.complex64
+        )
+        w *= np.float32(np.sqrt(cfg.noise_var_w))
+        return w
 
     def block(self, b: int) -> FrameBlock:
         """Block ``b``: frames ``b * block_frames ..``."""
@@ -83,10 +86,11 @@ class IQGenerator:
             phi = phi * np.exp(2j * np.pi * cfg.cfo_hz * t / cfg.fs_hz)[:, None, :]
         pilots = np.einsum("fun,fut->fnt", h * self._amp[None, :, None], phi)  # [F, N, tau_p]
         rng = keyed_rng(cfg.seed, TAG_NOISE, self.ap, b)
-        y = complex_normal(rng, (nf, self.n_ant, cfg.tau_c)) * np.sqrt(cfg.noise_var_w)
-        y[:, :, : cfg.tau_p] += pilots
+        y = complex_normal(rng, (nf, self.n_ant, cfg.tau_c), np.complex64)
+        y *= np.float32(np.sqrt(cfg.noise_var_w))
+        y[:, :, : cfg.tau_p] += pilots  # complex128 pilots rounded into the complex64 stream
         samples = np.ascontiguousarray(y.transpose(1, 0, 2).reshape(self.n_ant, nf * cfg.tau_c))
-        return FrameBlock(first=first, samples=samples.astype(np.complex64), h=h, beta=beta)
+        return FrameBlock(first=first, samples=samples, h=h, beta=beta)
 
     def frames(self, n_frames: int) -> FrameBlock:
         """The first ``n_frames`` frames in one block (prefix not included)."""

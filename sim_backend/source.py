@@ -36,6 +36,9 @@ class SimSource(gr.sync_block):
         max_frames: stop (end of stream) after this many frames; ``None`` streams forever.
         pace: 1.0 streams at the sample rate, 0.5 at half of it, 0 as fast as possible.
         block_frames: frames generated per block.
+        chunk_s: paced: stream time produced per work call, s (at least one frame). Longer
+            chunks cost less CPU (fewer, larger calls) and delay samples by up to that much:
+            the AP cluster uses its CSI publish interval.
         on_block: called with every generated :class:`FrameBlock` (ground truth for tests).
     """
 
@@ -47,8 +50,11 @@ class SimSource(gr.sync_block):
         max_frames: int | None = None,
         pace: float = 0.0,
         block_frames: int = 64,
+        chunk_s: float = 0.05,
         on_block: Callable[[FrameBlock], None] | None = None,
     ) -> None:
+        if chunk_s <= 0:
+            raise ValueError(f"`chunk_s` must be positive, got {chunk_s}")
         self._gen = IQGenerator(world, ap, block_frames=block_frames)
         n_ant = self._gen.n_ant
         gr.sync_block.__init__(
@@ -59,6 +65,7 @@ class SimSource(gr.sync_block):
         self._offset = cfg.timing_offset_samples
         self._limit = None if max_frames is None else self._offset + max_frames * cfg.tau_c
         self._pace = pace
+        self._chunk = max(cfg.tau_c, int(cfg.fs_hz * pace * chunk_s))
         self._on_block = on_block
         self._buf = self._gen.prefix()
         self._next_block = 0
@@ -101,8 +108,8 @@ class SimSource(gr.sync_block):
                 self._t0 = now
             ahead = start / (self._fs * self._pace) - (now - self._t0)
             if ahead > 0:
-                time.sleep(min(ahead, 0.1))
-            n = min(n, max(self._tau_c, int(self._fs * self._pace * 0.01)))
+                time.sleep(min(ahead, 0.1 + self._chunk / (self._fs * self._pace)))
+            n = min(n, self._chunk)
         if start == 0:
             self._start_tags()
         self._refill(n)

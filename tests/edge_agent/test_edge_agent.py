@@ -15,17 +15,22 @@ from edge_agent.dvfs import SimulatedBackend
 from edge_agent.models import build_model, parameters_to_vector
 from edge_agent.settings import AgentSettings
 from protocol.profiles import BUILTIN_PROFILES
-from protocol.rounds import Task, TrainReport, TrainTask
+from protocol.rounds import EvalTask, Task, TrainReport, TrainTask
 
 _INPUT_RAIL_W = 5.0
 _JETSON_1132_MHZ = 1132.8e6  # the Jetson Nano level above 1.05 GHz (1036.8 MHz is below)
 
 
 class _Data:
+    name = "mnist"
+
     def __init__(self, n: int = 48) -> None:
         rng = np.random.default_rng(0)
         self.x = rng.standard_normal((n, 1, 28, 28)).astype(np.float32)
         self.y = rng.integers(0, 10, n)
+
+    def __len__(self) -> int:
+        return len(self.y)
 
 
 def _ina3221_tree(root: Path, input_mw: int = 5000) -> None:
@@ -172,3 +177,36 @@ def test_settings_reject_unknown_profile_backend_and_meter() -> None:
     s = AgentSettings(_env_file=None)
     assert (s.profile, s.dvfs, s.energy_meter) == ("sim", "auto", "auto")
     assert s.device_profile().name == "rpi4"
+
+
+def test_scoring_beside_the_sgd_loop_reports_what_scoring_before_it_does(
+    tmp_path: Path,
+) -> None:
+    """The global model's test score and loss before training, computed in a thread beside the
+    SGD loop (the default) or before it, are the same numbers, and so is the update: scoring
+    draws nothing from the RNG the loop's dropout uses."""
+    evaluate = EvalTask(
+        model_version=0,
+        shard_index=0,
+        n_shards=1,
+        client_index=0,
+        n_clients=1,
+        dataset={"name": "mnist"},
+    )
+    task = _task().model_copy(update={"evaluate": evaluate})
+    results = []
+    for overlap in (True, False):
+        agent = _agent(tmp_path, dvfs="simulated", overlap_evaluation=overlap)
+        test = _Data(n=40)
+        test.x = test.x[::-1].copy()
+        agent._test_shard = lambda *_, shard=test: shard  # type: ignore[method-assign]
+        report = _train(agent, task)
+        assert agent._round is not None
+        results.append((report, agent._round.delta))
+    (beside, delta_beside), (before, delta_before) = results
+    assert beside.evaluation is not None
+    assert beside.evaluation == before.evaluation
+    assert beside.evaluation.total == 40
+    assert np.isfinite(beside.loss)
+    assert beside.loss == before.loss == beside.evaluation.train_loss
+    np.testing.assert_array_equal(delta_beside, delta_before)
