@@ -16,9 +16,11 @@ Health (:meth:`ClusterManager.health`)::
 restart), ``failed`` (gave up after ``max_restarts``) or ``stopped``.
 
 Simulated air: when the cluster file has an ``air`` endpoint (sim backend only), the manager
-also runs an ``ap_cluster.air.AirServer`` in its own process, from :meth:`start` to
-:meth:`stop`, and the health report gains ``"air": {"endpoint": ..., "running": true,
-"served": 12, "rejected": 0}``. With ``only`` (one manager per host), the manager that runs
+also runs an ``ap_cluster.air.AirServer`` in a thread of its own, from :meth:`start` to
+:meth:`stop`, tells it the frame each AP's heartbeat reports (so that it builds the fading
+ahead of the controller's requests), and the health report gains ``"air": {"endpoint": ...,
+"running": true, "served": 12, "rejected": 0, "caught_up": 40960}`` (the frame up to which
+the fading is built). With ``only`` (one manager per host), the manager that runs
 the cluster's first AP serves it.
 """
 
@@ -134,6 +136,9 @@ class ClusterManager:
                 with self._lock:
                     if c.proc is proc:
                         c.heartbeat, c.heartbeat_at = obj, time.monotonic()
+                frames = obj.get("frames")
+                if self.air is not None and isinstance(frames, int) and frames >= 0:
+                    self.air.advance_to(frames)
             else:
                 self._log.write(f"[{c.ap_id}] {line}")
 
@@ -217,6 +222,7 @@ class ClusterManager:
                 "running": self.air.running,
                 "served": self.air.served,
                 "rejected": self.air.rejected,
+                "caught_up": self.air.caught_up,
             }
         return report
 

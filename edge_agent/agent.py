@@ -1,16 +1,18 @@
 """The edge agent daemon: enrol, heartbeat, poll for round tasks and do them.
 
 One agent plays one UE. For each task it is handed it does one stage (DESIGN section 8):
-``init`` uploads the seeded initial model; ``train`` sets the CPU frequency by DVFS, trains
-from the global model on the local partition and reports its loss with the first
-secure-aggregation message; the upload stages send the weighted update (masked, or in the
-clear); ``evaluate`` scores the new global model on this agent's test shard. The agent
-survives controller restarts: every call retries until the controller answers again.
+``init`` uploads the seeded initial model and loads the local data the task names; ``train``
+sets the CPU frequency by DVFS, trains from the global model on the local partition and
+reports its loss with the first secure-aggregation message; the upload stages send the
+weighted update (masked, or in the clear); ``evaluate`` scores the new global model on this
+agent's test shard. The agent survives controller restarts: every call retries until the
+controller answers again.
 
 The train report holds only what the agent measures (DESIGN section 12): the wall time of the
 SGD loop, the frequency the DVFS backend applied, and, where the board has an INA3221, the
 energy its input rail drew while training (the whole board, idle power included, over the
-:func:`~edge_agent.training.local_train` call). The controller models energy itself.
+:func:`~edge_agent.training.local_train` call, and, with ``overlap_evaluation``, the scoring of
+the global model that runs beside it). The controller models energy itself.
 
 An agent plays one device profile (rpi4, jetson-nano or custom, from ``--profile``); a ``sim``
 agent plays the profile each train task names. With a simulated DVFS backend (``--dvfs
@@ -74,13 +76,14 @@ class Agent:
     """One edge agent, driven by :meth:`run` until :meth:`stop`."""
 
     def __init__(self, settings: AgentSettings) -> None:
-        from edge_agent.training import configure_torch
+        from edge_agent.training import configure_torch, warm_up
 
         self.settings = settings
         self.profile: DeviceProfile = settings.device_profile()
         self.dvfs = self._dvfs_backend(self.profile)  # first: a backend the host lacks raises
         self.meter = self._energy_meter()
         configure_torch(settings.torch_threads)
+        warm_up()  # before enrolling: no round waits for torch's lazy imports
         key = self._key = load_or_create_identity(settings.state_dir / f"{settings.agent_id}.key")
         self.client = ControllerClient(
             settings.controller_url, settings.agent_id, key, settings.request_timeout_s
@@ -253,7 +256,8 @@ class Agent:
         from edge_agent.data import load_dataset, load_raw, partition_indices, resolve_data_dir
 
         ds = DatasetSpec.model_validate(dataset)
-        key = (ds.name, client_index, n_clients, seed)
+        # The whole spec: another experiment's partition or samples_per_client is other data.
+        key = (ds.model_dump_json(), client_index, n_clients, seed)
         if self._data.key != key:
             data_dir = resolve_data_dir(self.settings.data_dir)
             if ds.path is not None:  # the spec confines it to a relative path without `..`
@@ -307,6 +311,12 @@ class Agent:
         model = build_model(task.model_name, seed=task.seed)
         state = model.state_dict()
         tensors = {k: v.detach().to("cpu").float().numpy() for k, v in state.items()}
+        p = task.prepare
+        if p is not None:
+            try:
+                self._local_data(p.dataset, p.client_index, p.n_clients, p.seed)
+            except Exception:  # the train stage loads it again and reports its own failure
+                log.exception("could not load the local data ahead of the first round")
         return tensorfile.encode(tensors, list(state)), "application/octet-stream"
 
     def _train(self, task: Task) -> Tuple[bytes, str]:

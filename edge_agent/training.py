@@ -59,6 +59,16 @@ def configure_torch(threads: Optional[int] = None) -> int:
     return torch.get_num_threads()
 
 
+def warm_up() -> None:
+    """Pay torch's one-off costs now rather than in the first round: the first optimizer
+    imports ``torch._dynamo`` (0.9 s on this repository's 2-core machine, 3-4 s with six
+    agents starting together), and the first backward pass sets up autograd's engine."""
+    w = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=0.0)
+    (w * 2.0).sum().backward()
+    opt.step()
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """What one round of local training produced.

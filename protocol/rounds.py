@@ -35,6 +35,7 @@ __all__ = [
     "EvalReport",
     "EvalTask",
     "Heartbeat",
+    "PrepareTask",
     "Stage",
     "Task",
     "TrainReport",
@@ -150,6 +151,16 @@ class EvalTask(_Msg):
     dataset: Dict[str, Any] = Field(description="protocol.spec.DatasetSpec as JSON.")
 
 
+class PrepareTask(_Msg):
+    """The local data an agent will train on in this experiment, to load during ``init`` (a
+    one-off cost that would otherwise fall into the first round)."""
+
+    client_index: int = Field(ge=0, description="This agent's index in the data partition.")
+    n_clients: int = Field(ge=1)
+    dataset: Dict[str, Any] = Field(description="protocol.spec.DatasetSpec as JSON.")
+    seed: int
+
+
 class Task(_Msg):
     """The stage an agent should do now; ``stage == "idle"`` means poll again later."""
 
@@ -160,6 +171,7 @@ class Task(_Msg):
     deadline_unix: float = 0.0
     train: Optional[TrainTask] = None
     evaluate: Optional[EvalTask] = None
+    prepare: Optional[PrepareTask] = None
     secagg: Optional[str] = Field(default=None, description="Stage input, base64 bytes.")
     weight: Optional[float] = Field(
         default=None, description="FAL/FedAvg weight q_u of the update."

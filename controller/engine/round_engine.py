@@ -289,8 +289,7 @@ class RoundEngine:
         if not alive:
             return
         state = _RoundState(index=-1, attempt=int(time.time()))
-        agents = list(alive.values())
-        tasks = {a: self._base_task(state, "init", agents) for a in agents}
+        tasks = wire.init_tasks(self.spec, self.experiment_id, state.attempt, alive)
         init = _InitialModel(self._store.digest)
         self._stage(state, "init", tasks, _INIT_DEADLINE_S, consume=init.take)
         if init.model is None:

@@ -13,10 +13,17 @@ import math
 from collections.abc import Mapping
 
 from controller.round import ClientReport, RoundPlan
-from protocol.rounds import EvalReport, EvalTask, Task, TrainReport, TrainTask
+from protocol.rounds import EvalReport, EvalTask, PrepareTask, Task, TrainReport, TrainTask
 from protocol.spec import ExperimentSpec
 
-__all__ = ["base_task", "eval_tasks", "parse_evals", "parse_train_reports", "train_tasks"]
+__all__ = [
+    "base_task",
+    "eval_tasks",
+    "init_tasks",
+    "parse_evals",
+    "parse_train_reports",
+    "train_tasks",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,26 @@ def base_task(
         seed=spec.seed,
         clients=clients,
     )
+
+
+def init_tasks(
+    spec: ExperimentSpec, experiment_id: str, attempt: int, agents: Mapping[str, str]
+) -> dict[str, Task]:
+    """Agent id -> the ``init`` task of each UE's agent (``agents``: UE id -> agent id): send
+    the initial model, and load the UE's local data for the rounds to come."""
+    ue_order = [ue.id for ue in spec.topology.ues]
+    clients = list(agents.values())
+    tasks: dict[str, Task] = {}
+    for ue, agent in agents.items():
+        task = base_task(spec, experiment_id, -1, attempt, "init", clients)
+        task.prepare = PrepareTask(
+            client_index=ue_order.index(ue),
+            n_clients=len(ue_order),
+            dataset=spec.dataset.model_dump(mode="json"),
+            seed=spec.seed,
+        )
+        tasks[agent] = task
+    return tasks
 
 
 def train_tasks(

@@ -74,6 +74,22 @@ def test_gains_over_the_wire_equal_true_gains_in_this_process() -> None:
     assert not server.running
 
 
+def test_an_idle_server_builds_the_fading_ahead_and_answers_the_same_gains() -> None:
+    spec = _spec()
+    port = _free_port()
+    frames = np.array([[20_000, 20_100, 19_990, 25_000]], dtype=np.int64)
+    with (
+        AirServer(spec, f"tcp://127.0.0.1:{port}", poll_ms=5) as server,
+        SimAir(f"tcp://127.0.0.1:{port}", timeout_s=10) as air,
+    ):
+        assert server.caught_up == 0
+        server.advance_to(20_000)
+        server.advance_to(300)  # the horizon never moves back
+        assert _until(lambda: server.caught_up == 20_000, 10), server.caught_up
+        got = air.true_gains(["ue2"], frames)
+    np.testing.assert_array_equal(got, true_gains(World(spec), np.array([2]), frames))
+
+
 def _ask(sock: zmq.Socket[bytes], frames: list[bytes]) -> str:
     sock.send_multipart(frames)
     assert sock.poll(10_000), "no reply"
@@ -212,13 +228,15 @@ def test_ap_serve_runs_the_air_server_until_it_exits(tmp_path: Path) -> None:
             got, true_gains(World(spec), np.array([0]), np.array([[100, 5000]]))
         )
 
-        def _served() -> bool:
+        def _air() -> dict[str, Any]:
             try:
-                return json.loads(health.read_text())["air"]["served"] == 1
+                return dict(json.loads(health.read_text())["air"])
             except (OSError, ValueError, KeyError):
-                return False
+                return {}
 
-        assert _until(_served, 30), health.read_text() if health.exists() else "no health"
+        assert _until(lambda: _air().get("served") == 1, 30), _air()
+        # the APs' heartbeats reach the air, which builds the fading up to their frame
+        assert _until(lambda: _air().get("caught_up", 0) > 0, 30), _air()
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=30)

@@ -14,8 +14,9 @@ from edge_agent.agent import Agent
 from edge_agent.dvfs import SimulatedBackend
 from edge_agent.models import build_model, parameters_to_vector
 from edge_agent.settings import AgentSettings
+from protocol import tensorfile
 from protocol.profiles import BUILTIN_PROFILES
-from protocol.rounds import EvalTask, Task, TrainReport, TrainTask
+from protocol.rounds import EvalTask, PrepareTask, Task, TrainReport, TrainTask
 
 _INPUT_RAIL_W = 5.0
 _JETSON_1132_MHZ = 1132.8e6  # the Jetson Nano level above 1.05 GHz (1036.8 MHz is below)
@@ -210,3 +211,30 @@ def test_scoring_beside_the_sgd_loop_reports_what_scoring_before_it_does(
     assert np.isfinite(beside.loss)
     assert beside.loss == before.loss == beside.evaluation.train_loss
     np.testing.assert_array_equal(delta_beside, delta_before)
+
+
+def test_init_loads_the_local_data_the_first_train_task_uses(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The ``init`` stage loads the UE's MNIST partition, so the first round's train stage
+    finds it cached; data that cannot load is logged and the initial model still goes."""
+    sysfs = tmp_path / "sysfs"
+    sysfs.mkdir()
+    agent = Agent(
+        AgentSettings(_env_file=None, agent_id="ue1", state_dir=tmp_path, dvfs_sysfs_root=sysfs)
+    )
+    dataset = {"name": "mnist", "samples_per_client": 120}
+    prepare = PrepareTask(client_index=1, n_clients=6, dataset=dataset, seed=3)
+    init = Task(experiment_id="e", stage="init", model_name="mnist_cnn", seed=3, prepare=prepare)
+    body, _ = agent._init(init)
+    tensors, order, _ = tensorfile.decode(body)
+    assert order
+    assert all(np.isfinite(tensors[k]).all() for k in order)
+    loaded = agent._data.train
+    assert len(loaded) == 120
+    assert agent._local_data(dataset, 1, 6, 3) is loaded  # the train stage's call: a cache hit
+
+    bad = prepare.model_copy(update={"dataset": {"name": "mnist", "path": "no-such-folder"}})
+    body_again, _ = agent._init(init.model_copy(update={"prepare": bad}))
+    assert body_again == body
+    assert "could not load the local data" in caplog.text
