@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import numpy as np
 
@@ -89,24 +90,40 @@ class GaussMarkovFading:
     Innovations are drawn per block of ``block`` frames from the keyed stream
     ``(seed, small_scale, ap, block_index)``; the recursion inside a block runs as a
     log-depth scan. The state at each block end is kept, so frames can be asked for in any
-    order and every process computes bit-identical values for the same frame.
+    order and every process computes bit-identical values for the same frame. The most
+    recently used blocks are kept whole, up to ``cache_bytes`` (always at least one), so a
+    reader that asks for the same frames again (the simulated air, after building ahead)
+    does not recompute them.
     """
 
     def __init__(
-        self, *, seed: int, ap: int, n_ues: int, n_ant: int, rho: NDArrayFloat, block: int = 256
+        self,
+        *,
+        seed: int,
+        ap: int,
+        n_ues: int,
+        n_ant: int,
+        rho: NDArrayFloat,
+        block: int = 256,
+        cache_bytes: int = 0,
     ) -> None:
         if block < 1:
             raise ValueError("`block` must be >= 1.")
+        if cache_bytes < 0:
+            raise ValueError(f"`cache_bytes` must be >= 0, got {cache_bytes}.")
         self._seed, self._ap, self._block = seed, ap, block
         self._shape = (n_ues, n_ant)
         self._rho = np.clip(np.asarray(rho, dtype=np.float64), -1.0, 1.0)[:, None]
         self._innov = np.sqrt(np.maximum(0.0, 1.0 - self._rho**2))
         self._end_state: dict[int, NDArrayComplex] = {}
-        self._cache: tuple[int, NDArrayComplex] | None = None
+        self._cache: OrderedDict[int, NDArrayComplex] = OrderedDict()
+        self._keep = max(1, cache_bytes // (block * n_ues * n_ant * 16))
 
     def _compute_block(self, b: int) -> NDArrayComplex:
-        if self._cache is not None and self._cache[0] == b:
-            return self._cache[1]
+        hit = self._cache.get(b)
+        if hit is not None:
+            self._cache.move_to_end(b)
+            return hit
         rng = keyed_rng(self._seed, TAG_SMALL_SCALE, self._ap, b)
         w = complex_normal(rng, (self._block, *self._shape))
         if b == 0:
@@ -126,7 +143,9 @@ class GaussMarkovFading:
             x[shift:] = x[shift:] + a * x[:-shift]
             a, shift = a * a, shift * 2
         self._end_state[b] = x[-1].copy()
-        self._cache = (b, x)
+        self._cache[b] = x
+        while len(self._cache) > self._keep:
+            self._cache.popitem(last=False)
         return x
 
     def frames(self, start: int, count: int) -> NDArrayComplex:

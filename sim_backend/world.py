@@ -33,6 +33,8 @@ class World:
         lsf_update_s: the large-scale fading (positions, path loss, shadowing) is evaluated on
             a grid of this period of world time, s (UEs move millimetres per frame).
         fading_block: frames per small-scale fading block (part of the world's identity).
+        fading_cache_bytes: small-scale fading kept per AP for frames asked again, B (0:
+            the last block only; changes speed and memory, never a value).
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class World:
         rho_override: float | None = None,
         lsf_update_s: float = 0.05,
         fading_block: int = 256,
+        fading_cache_bytes: int = 0,
     ) -> None:
         cfg = spec if isinstance(spec, SimConfig) else SimConfig.from_spec(spec)
         self.cfg = cfg
@@ -51,6 +54,7 @@ class World:
         self._shadow: dict[int, ShadowingField] = {}
         self._fading: dict[int, GaussMarkovFading] = {}
         self._fading_block = fading_block
+        self._fading_cache_bytes = fading_cache_bytes
         self._lsf_cache: dict[tuple[int, tuple[int, ...]], NDArrayFloat] = {}
         self.lsf_stride = max(1, round(lsf_update_s / cfg.frame_period_s))
         if rho_override is None:
@@ -112,6 +116,7 @@ class World:
                 n_ant=int(self.cfg.n_ant[ap]),
                 rho=self.rho,
                 block=self._fading_block,
+                cache_bytes=self._fading_cache_bytes,
             )
         return self._fading[ap]
 

@@ -87,7 +87,14 @@ def test_an_idle_server_builds_the_fading_ahead_and_answers_the_same_gains() -> 
         server.advance_to(300)  # the horizon never moves back
         assert _until(lambda: server.caught_up == 20_000, 10), server.caught_up
         got = air.true_gains(["ue2"], frames)
+        # requests reached 5,000 frames past the APs: the server builds that far ahead
+        assert server.ahead == 5_000
+        server.advance_to(21_000)
+        assert _until(lambda: server.caught_up == 26_000, 10), server.caught_up
+        later = np.array([[25_990, 21_500, 26_000]], dtype=np.int64)
+        got_later = air.true_gains(["ue1"], later)
     np.testing.assert_array_equal(got, true_gains(World(spec), np.array([2]), frames))
+    np.testing.assert_array_equal(got_later, true_gains(World(spec), np.array([1]), later))
 
 
 def _ask(sock: zmq.Socket[bytes], frames: list[bytes]) -> str:

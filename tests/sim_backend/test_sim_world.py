@@ -57,6 +57,22 @@ def test_same_world_in_two_independent_simulators() -> None:
     assert not np.array_equal(other.small_scale(2, 0, 10), g_a[:10])
 
 
+def test_a_fading_cache_changes_no_value_and_holds_what_it_may() -> None:
+    rho = np.full(3, 0.99)
+    plain = GaussMarkovFading(seed=2, ap=1, n_ues=3, n_ant=2, rho=rho, block=16)
+    per_block = 16 * 3 * 2 * 16  # B of one complex128 block
+    cached = GaussMarkovFading(
+        seed=2, ap=1, n_ues=3, n_ant=2, rho=rho, block=16, cache_bytes=4 * per_block
+    )
+    want = plain.frames(0, 200)
+    for start, count in ((150, 30), (0, 200), (40, 10), (190, 10), (41, 9)):
+        np.testing.assert_array_equal(cached.frames(start, count), want[start : start + count])
+    assert len(cached._cache) == 4  # the four most recent blocks, no more
+    assert len(plain._cache) == 1
+    with pytest.raises(ValueError, match="cache_bytes"):
+        GaussMarkovFading(seed=2, ap=1, n_ues=3, n_ant=2, rho=rho, cache_bytes=-1)
+
+
 def test_rayleigh_power_and_jakes_time_correlation() -> None:
     rho = np.full(40, bessel_j0(2 * math.pi * 200.0 * 2e-4))  # f_D = 200 Hz, T = 0.2 ms
     g = GaussMarkovFading(seed=1, ap=0, n_ues=40, n_ant=2, rho=rho, block=128).frames(0, 3000)
