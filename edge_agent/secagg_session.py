@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -46,11 +46,21 @@ class SecAggSession:
     """The client side of one round: advertise, share keys, masked input, unmask."""
 
     def __init__(
-        self, client_id: str, key: Ed25519PrivateKey, setup_b64: str, roster_path: Path
+        self,
+        client_id: str,
+        key: Ed25519PrivateKey,
+        setup_b64: str,
+        roster_path: Optional[Path],
     ) -> None:
+        """``roster_path``: where the pinned roster lives; None trusts the roster as offered
+        (the in-process simulator, whose server and clients are one program)."""
         payload = json.loads(base64.b64decode(setup_b64))
         self.setup = RoundSetup.from_bytes(base64.b64decode(payload["setup"]))
-        roster = pin_roster(roster_path, payload["roster"])
+        offered: Dict[str, str] = payload["roster"]
+        if roster_path is None:
+            roster = {u: base64.b64decode(k) for u, k in offered.items()}
+        else:
+            roster = pin_roster(roster_path, offered)
         self.client = SecAggClient(client_id, IdentityKey(key), roster)
 
     def advertise(self) -> bytes:

@@ -42,6 +42,7 @@ __all__ = [
     "AlgorithmSpec",
     "BackendSpec",
     "DatasetSpec",
+    "EngineSpec",
     "ExperimentSpec",
     "FLSpec",
     "LinkSpec",
@@ -336,6 +337,51 @@ class LinkSpec(_Strict):
     )
 
 
+class EngineSpec(_Strict):
+    """Which driver runs the round core (DESIGN section 8).
+
+    ``processes`` is the networked testbed: a controller, an AP cluster and one agent process
+    per UE (real radios or the simulated backend). ``sim`` is the in-process simulator:
+    virtual clients trained in batches, in this process or on Ray actors, for sweeps and
+    thousands of UEs. ``engine: sim`` is short for ``engine: {kind: sim}``.
+    """
+
+    kind: Literal["processes", "sim"] = "processes"
+    backend: Literal["local", "ray"] = Field(
+        default="local", description="sim: one process, or client shards on Ray actors."
+    )
+    ray_address: Optional[str] = Field(
+        default=None,
+        max_length=256,
+        description="sim with ray: a cluster (`auto`, `ray://host:10001`); none: start one.",
+    )
+    workers: Optional[Int] = Field(
+        default=None, ge=1, le=4096, description="sim with ray: shard actors; default one per CPU."
+    )
+    channel: Literal["auto", "exact", "sampled"] = Field(
+        default="auto",
+        description=(
+            "sim: `exact` builds the fading of every frame (the air server's world, bit for "
+            "bit); `sampled` draws it only at the frames a round looks at (large studies); "
+            "`auto`: exact up to 256 UEs."
+        ),
+    )
+    secagg_max_clients: Int = Field(
+        default=64,
+        ge=0,
+        le=100_000,
+        description="sim: rounds with more clients aggregate in the clear (said in the summary).",
+    )
+    chunk: Int = Field(
+        default=64, ge=1, le=65536, description="sim: clients trained together in one vmap."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"kind": data} if isinstance(data, str) else data
+
+
 def _default_backend() -> SimBackendSpec:
     return SimBackendSpec()
 
@@ -365,6 +411,7 @@ class ExperimentSpec(_Strict):
     weights: WeightsSpec = Field(default_factory=WeightsSpec)
     link: LinkSpec = Field(default_factory=LinkSpec)
     secure_aggregation: SecureAggregationSpec = Field(default_factory=SecureAggregationSpec)
+    engine: EngineSpec = Field(default_factory=EngineSpec)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ExperimentSpec:

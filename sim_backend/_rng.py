@@ -17,6 +17,8 @@ TAG_SMALL_SCALE = 4
 TAG_NOISE = 5
 TAG_NOISE_PREFIX = 6
 TAG_CSI_ONLY_NOISE = 7
+TAG_SAMPLED_PATH = 8
+TAG_SAMPLED_LINK = 9
 
 
 def keyed_rng(seed: int, tag: int, *indices: int) -> np.random.Generator:

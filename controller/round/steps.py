@@ -47,6 +47,7 @@ __all__ = [
     "link_config",
     "link_features",
     "link_request",
+    "model_round_latency",
     "plan",
     "record",
     "resolve_link",
@@ -82,8 +83,8 @@ def select(
     rng: np.random.Generator,
 ) -> list[str]:
     """The clients of round ``round_index`` among the ``live`` UEs, in topology order."""
-    order = [ue.id for ue in spec.topology.ues]
-    ues = sorted(live, key=order.index)
+    order = {ue.id: i for i, ue in enumerate(spec.topology.ues)}
+    ues = sorted(live, key=order.__getitem__)
     k = min(spec.clients_per_round, len(ues))
     return list(algorithm.select_clients(round_index, ues, k, rng))
 
@@ -209,9 +210,9 @@ def _uniforms(
     spec: ExperimentSpec, round_index: int, ue_ids: Sequence[str], n: int
 ) -> NDArrayFloat:
     """``[U, n]`` HARQ decoding draws, each UE's keyed by (seed, round, its topology index)."""
-    order = [ue.id for ue in spec.topology.ues]
+    order = {ue.id: i for i, ue in enumerate(spec.topology.ues)}
     rows = [
-        np.random.default_rng([spec.seed, _TAG_HARQ, round_index, order.index(u)]).random(n)
+        np.random.default_rng([spec.seed, _TAG_HARQ, round_index, order[u]]).random(n)
         for u in ue_ids
     ]
     return np.stack(rows) if rows else np.zeros((0, n))
@@ -333,6 +334,16 @@ def apply_update(
 
 
 # -- 7. record ----------------------------------------------------------------------------------
+def model_round_latency(p: RoundPlan, link: LinkResult) -> float:
+    """Modelled round latency, s: the last arrival, or the deadline when an update was late."""
+    arrived = set(link.arrived)
+    arrivals = zip(link.ue_ids, link.model_arrival_s, strict=True)
+    latency = max((float(t) for u, t in arrivals if u in arrived), default=0.0)
+    if link.outcome is not None and np.any(link.status == 1):  # someone late: waited to deadline
+        latency = max(latency, p.deadline_s)
+    return latency
+
+
 def record(
     spec: ExperimentSpec,
     p: RoundPlan,
@@ -354,10 +365,7 @@ def record(
     deadline too. ``A_t`` is the accuracy of the committed global model (0 if unknown).
     """
     arrived = set(link.arrived)
-    arrivals = zip(link.ue_ids, link.model_arrival_s, strict=True)
-    round_latency = max((float(t) for u, t in arrivals if u in arrived), default=0.0)
-    if link.outcome is not None and np.any(link.status == 1):  # someone late: waited to deadline
-        round_latency = max(round_latency, p.deadline_s)
+    round_latency = model_round_latency(p, link)
     crashed = [u for u in p.ue_ids if u not in reports]
     waited = p.deadline_s if np.isfinite(p.deadline_s) else round_latency
     t_users = np.concatenate([link.model_latency_s, np.full(len(crashed), waited)])

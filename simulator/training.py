@@ -1,0 +1,288 @@
+"""Local training of many virtual clients at once: the agents' SGD, batched with ``torch.func``.
+
+Every client of a chunk trains its own copy of the global model; the copies are stacked
+(``[C, ...]`` per parameter) and one ``vmap`` over ``grad`` of the model's
+``functional_call`` takes a step for all of them together. Step ``k`` of client ``u`` uses the
+mini-batch :func:`edge_agent.training.local_train` would use: its samples in the order of
+``numpy.random.default_rng(seed).permutation(n_u)`` (one permutation per epoch), ``batch_size``
+at a time, the last batch smaller; a client whose epoch has no ``k``-th batch sits that step
+out (its parameters and momentum stay as they are). The update rule is torch's SGD (momentum,
+no dampening, weight decay) plus FedProx's proximal gradient ``mu (w - w_global)``, so each
+client's ``delta = w_local - w_global`` equals the agent's to float32 rounding.
+
+Models with dropout (``cifar_cnn``) draw their masks with ``randomness="different"``: the
+same distribution as the agent, not the same draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vmap
+from torch.nn import functional
+
+from edge_agent.models import build_model
+
+__all__ = ["BatchedTrainer", "SGDConfig"]
+
+#: Samples per forward pass when scoring the global model.
+_EVAL_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class SGDConfig:
+    """The local training of one round (the ``fl:`` section of the spec).
+
+    Attributes:
+        epochs: local epochs (>= 1); batch_size: mini-batch size (>= 1).
+        lr: learning rate; momentum: SGD momentum in [0, 1); weight_decay: L2 decay.
+        fedprox_mu: FedProx ``mu`` (0: FedAvg local training).
+        seed: the seed of the mini-batch order (the agent's ``seed * 100003 + round``).
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    fedprox_mu: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"`epochs` must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"`batch_size` must be at least 1, got {self.batch_size}")
+        if self.fedprox_mu < 0:
+            raise ValueError(f"`fedprox_mu` must be non-negative, got {self.fedprox_mu}")
+
+
+class BatchedTrainer:
+    """Trains chunks of clients of one model architecture from a flat global vector.
+
+    Args:
+        model_name: ``mnist_cnn`` or ``cifar_cnn`` (:func:`edge_agent.models.build_model`).
+        chunk: clients trained together in one ``vmap`` (memory grows with it: about
+            ``4 * chunk * P`` bytes per copy of the parameters, several copies in flight).
+    """
+
+    def __init__(self, model_name: str, *, chunk: int = 256) -> None:
+        if chunk < 1:
+            raise ValueError(f"`chunk` must be at least 1, got {chunk}")
+        self.model: nn.Module = build_model(model_name)
+        self.chunk = chunk
+        self._names = [k for k, _ in self.model.named_parameters()]
+        self._shapes = [tuple(p.shape) for _, p in self.model.named_parameters()]
+        self._sizes = [int(np.prod(s)) for s in self._shapes]
+        self.dim = int(sum(self._sizes))
+        self._randomness = "different" if _has_dropout(self.model) else "error"
+        self._step_grad = self._make_grad()
+
+    # -- parameters ---------------------------------------------------------------------------
+    def _unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``[..., P]`` -> parameter dict with leading dims ``...``."""
+        lead = flat.shape[:-1]
+        parts = torch.split(flat, self._sizes, dim=-1)
+        return {
+            n: t.reshape(*lead, *s)
+            for n, t, s in zip(self._names, parts, self._shapes, strict=True)
+        }
+
+    def _flatten(self, params: dict[str, torch.Tensor], lead: int) -> torch.Tensor:
+        return torch.cat([params[n].reshape(lead, -1) for n in self._names], dim=1)
+
+    def _make_grad(self) -> Callable[..., dict[str, torch.Tensor]]:
+        model = self.model
+
+        def loss(
+            params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, m: torch.Tensor
+        ) -> torch.Tensor:
+            logits = functional_call(model, params, (x,))
+            ce = functional.cross_entropy(logits, y, reduction="none")
+            return (ce * m).sum() / m.sum().clamp(min=1.0)
+
+        return vmap(grad(loss), randomness=self._randomness)
+
+    # -- scoring ------------------------------------------------------------------------------
+    def losses(
+        self, global_flat: npt.NDArray[np.float32], x: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        """``[N]`` cross-entropy of the global model on every sample (eval mode, no grad)."""
+        model = self.model
+        params = self._unflatten(torch.from_numpy(np.ascontiguousarray(global_flat)))
+        out = torch.empty(x.shape[0])
+        model.eval()
+        with torch.no_grad():
+            for i in range(0, x.shape[0], _EVAL_BATCH):
+                logits = functional_call(model, params, (x[i : i + _EVAL_BATCH],))
+                target = y[i : i + _EVAL_BATCH]
+                out[i : i + _EVAL_BATCH] = functional.cross_entropy(
+                    logits, target, reduction="none"
+                )
+        model.train()
+        return out
+
+    def correct(
+        self, global_flat: npt.NDArray[np.float32], x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[int, float]:
+        """Correct predictions of the global model on ``x``, and its summed cross-entropy."""
+        model = self.model
+        params = self._unflatten(torch.from_numpy(np.ascontiguousarray(global_flat)))
+        hits, loss = 0, 0.0
+        model.eval()
+        with torch.no_grad():
+            for i in range(0, x.shape[0], _EVAL_BATCH):
+                logits = functional_call(model, params, (x[i : i + _EVAL_BATCH],))
+                target = y[i : i + _EVAL_BATCH]
+                loss += float(functional.cross_entropy(logits, target, reduction="sum"))
+                hits += int((logits.argmax(dim=1) == target).sum())
+        model.train()
+        return hits, loss
+
+    # -- training -----------------------------------------------------------------------------
+    def train(
+        self,
+        global_flat: npt.NDArray[np.float32],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        segments: Sequence[npt.NDArray[np.int64]],
+        cfg: SGDConfig,
+        *,
+        scale: npt.NDArray[np.float64] | None = None,
+        each: bool = False,
+    ) -> tuple[npt.NDArray[np.float64], list[npt.NDArray[np.float32]]]:
+        """Train one client per entry of ``segments`` from ``global_flat``.
+
+        Args:
+            global_flat: ``[P]`` float32, the global model.
+            x: ``[N, C, H, W]`` float32, y: ``[N]`` int64: the samples of all clients.
+            segments: per client, the indices into ``x`` of its local data (its order is the
+                order its agent holds them in).
+            scale: ``[len(segments)]`` weight of each client's update in the returned sum
+                (default 1).
+            each: also return every client's ``delta`` (float32 ``[P]`` each).
+
+        Returns:
+            ``(sum_u scale_u delta_u`` as float64 ``[P]``, the deltas if ``each`` else ``[])``;
+            each ``scale_u delta_u`` is rounded to float32 before it is summed, as an agent's
+            upload is.
+        """
+        n_clients = len(segments)
+        weights = np.ones(n_clients) if scale is None else np.asarray(scale, dtype=np.float64)
+        if weights.shape != (n_clients,):
+            raise ValueError(f"`scale` must be [{n_clients}], got {weights.shape}")
+        total = np.zeros(self.dim, dtype=np.float64)
+        deltas: list[npt.NDArray[np.float32]] = []
+        w0 = torch.from_numpy(np.ascontiguousarray(global_flat, dtype=np.float32))
+        sizes = np.array([len(s) for s in segments], dtype=np.int64)
+        one_step = (sizes <= cfg.batch_size) & (cfg.epochs == 1) & (not each)
+        if one_step.any():
+            pick = np.flatnonzero(one_step)
+            total += self._one_step_sum(w0, x, y, [segments[i] for i in pick], weights[pick], cfg)
+        rest = np.flatnonzero(~one_step)
+        perms = _permutations([int(sizes[i]) for i in rest], cfg)
+        for lo in range(0, rest.size, self.chunk):
+            part = rest[lo : lo + self.chunk]
+            delta = self._train_chunk(w0, x, y, [segments[i] for i in part], perms, cfg)
+            scaled = delta * torch.from_numpy(weights[part].astype(np.float32))[:, None]
+            total += scaled.double().sum(dim=0).numpy()
+            if each:
+                deltas.extend(d.numpy().copy() for d in delta)
+        return total, deltas
+
+    def _one_step_sum(
+        self,
+        w0: torch.Tensor,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        segments: Sequence[npt.NDArray[np.int64]],
+        weights: npt.NDArray[np.float64],
+        cfg: SGDConfig,
+    ) -> npt.NDArray[np.float64]:
+        """``sum_u q_u delta_u`` of clients that take exactly one SGD step, in closed form.
+
+        A client whose whole local data is one mini-batch of one epoch steps once from the
+        global model: ``delta_u = -lr (grad L_u(w) + wd w)`` (momentum's first step is the
+        gradient itself, FedProx's term is zero at ``w``). Their weighted sum is therefore
+        ``-lr (grad sum_i (q_u(i) / n_u(i)) ce_i(w) + wd w sum_u q_u)``: one backward pass of
+        the shared global model over all their samples, never one copy of the model each.
+        """
+        model = self.model
+        idx = np.concatenate(segments)
+        per_sample = np.repeat(
+            weights / np.array([len(s) for s in segments]), [len(s) for s in segments]
+        )
+        params = {
+            n: p.detach().clone().requires_grad_(True) for n, p in self._unflatten(w0).items()
+        }
+        acc = {n: torch.zeros_like(p) for n, p in params.items()}
+        for lo in range(0, idx.size, _EVAL_BATCH):
+            take = torch.from_numpy(idx[lo : lo + _EVAL_BATCH])
+            q = torch.from_numpy(per_sample[lo : lo + _EVAL_BATCH].astype(np.float32))
+            logits = functional_call(model, params, (x[take],))
+            loss = (functional.cross_entropy(logits, y[take], reduction="none") * q).sum()
+            grads = torch.autograd.grad(loss, list(params.values()))
+            for n, g in zip(params, grads, strict=True):
+                acc[n] += g
+        g_flat = torch.cat([acc[n].reshape(-1) for n in self._names]).double()
+        if cfg.weight_decay > 0:
+            g_flat = g_flat + cfg.weight_decay * float(weights.sum()) * w0.double()
+        return (-cfg.lr * g_flat).numpy()
+
+    def _train_chunk(
+        self,
+        w0: torch.Tensor,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        segments: Sequence[npt.NDArray[np.int64]],
+        perms: dict[int, list[npt.NDArray[np.int64]]],
+        cfg: SGDConfig,
+    ) -> torch.Tensor:
+        """``[C, P]`` float32 deltas of one chunk of clients."""
+        c, b = len(segments), cfg.batch_size
+        flat = w0.expand(c, -1).clone()
+        buf = torch.zeros_like(flat) if cfg.momentum > 0 else None
+        sizes = np.array([len(s) for s in segments])
+        steps = int(np.max(-(-sizes // b)))
+        for epoch in range(cfg.epochs):
+            # [C, steps * b] sample indices into x in each client's epoch order (-1: padding)
+            order = np.full((c, steps * b), -1, dtype=np.int64)
+            for i, seg in enumerate(segments):
+                order[i, : len(seg)] = seg[perms[len(seg)][epoch]]
+            for k in range(steps):
+                idx = order[:, k * b : (k + 1) * b]
+                mask_np = idx >= 0
+                active = torch.from_numpy(mask_np.any(axis=1))
+                mask = torch.from_numpy(mask_np.astype(np.float32))
+                take = torch.from_numpy(np.where(mask_np, idx, 0))
+                xb, yb = x[take], y[take]  # [C, b, ...], [C, b]
+                params = self._unflatten(flat)
+                g = self._flatten(self._step_grad(params, xb, yb, mask), c)
+                if cfg.fedprox_mu > 0:
+                    g = g + cfg.fedprox_mu * (flat - w0)
+                if cfg.weight_decay > 0:
+                    g = g + cfg.weight_decay * flat
+                if buf is not None:
+                    new_buf = cfg.momentum * buf + g
+                    buf = torch.where(active[:, None], new_buf, buf)
+                    g = buf
+                flat = torch.where(active[:, None], flat - cfg.lr * g, flat)
+        return flat - w0
+
+
+def _permutations(sizes: Sequence[int], cfg: SGDConfig) -> dict[int, list[npt.NDArray[np.int64]]]:
+    """Per local dataset size, the epochs' sample orders (every agent seeds the same stream)."""
+    out: dict[int, list[npt.NDArray[np.int64]]] = {}
+    for n in set(sizes):
+        rng = np.random.default_rng(cfg.seed)
+        out[n] = [rng.permutation(n) for _ in range(cfg.epochs)]
+    return out
+
+
+def _has_dropout(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Dropout) for m in model.modules())
