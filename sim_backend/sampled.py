@@ -22,9 +22,10 @@ Two kinds of look, per round:
   next round's pilots, is ``rho^n`` for ``n`` of thousands of frames (``rho^n < 1e-6`` at
   1 m/s, 3.5 GHz, 5 kHz frames, over a second): nothing a receiver could measure.
 
-The large-scale fading (positions, path loss, shadowing) of a round's transmissions is held at
-its value at the last window frame (a UE walks about a metre a second; :class:`World` moves it
-during the transmissions too). Frames are keyed (``seed``, AP, frame) so a run is reproducible.
+The large-scale fading (positions, path loss, shadowing) is evaluated once per look, at the
+last frame of the window, and held for the window and for the round's transmissions (a UE walks
+about a metre a second, shadowing decorrelates over 9 m; :class:`World` moves the UEs every
+50 ms). Frames are keyed (``seed``, AP, frame) so a run is reproducible.
 """
 
 from __future__ import annotations
@@ -90,9 +91,10 @@ class SampledChannel:
         out = np.zeros((len(frames), cfg.n_ues))
         amp = np.sqrt(cfg.pilot_power_w)
         k_of = w.pilot_index
+        beta = w.large_scale(int(frames[-1])) if len(frames) else None  # [U, L]: the round's
         for i, frame in enumerate(frames):
             self._advance(int(frame))
-            beta = w.large_scale(int(frame))  # [U, L]
+            assert beta is not None
             for ap, g in enumerate(self._state):
                 h = np.sqrt(beta[:, ap])[:, None] * g  # [U, N]
                 rng = keyed_rng(cfg.seed, TAG_SAMPLED_PATH, ap, int(frame), 1)

@@ -20,7 +20,8 @@ __all__ = ["SimResult", "aggregation_note", "simulate"]
 
 @dataclass(frozen=True)
 class SimResult:
-    """The committed rounds (the REST API's round form) and how they were made."""
+    """The committed rounds (the REST API's round form), how they were made, and the final
+    global model (``[P]`` float32) with the algorithm (its power policy)."""
 
     rounds: list[dict[str, Any]]
     backend: str
@@ -28,6 +29,7 @@ class SimResult:
     channel: str
     secure: bool
     policy: Any
+    model: Any
 
 
 def aggregation_note(spec: ExperimentSpec) -> str:
@@ -101,4 +103,5 @@ def simulate(
         channel=channel,
         secure=driver.secure,
         policy=driver.algorithm,
+        model=driver.model,
     )

@@ -27,11 +27,15 @@ from torch.func import functional_call, grad, vmap
 from torch.nn import functional
 
 from edge_agent.models import build_model
+from simulator.stacked import StackedChain
 
 __all__ = ["BatchedTrainer", "SGDConfig"]
 
-#: Samples per forward pass when scoring the global model.
-_EVAL_BATCH = 4096
+#: One client's input shape per model (``[C, H, W]``).
+_INPUT_SHAPE = {"mnist_cnn": (1, 28, 28), "cifar_cnn": (3, 32, 32)}
+#: Samples per forward (and backward) pass of the shared global model (256 ran fastest here:
+#: 22.9k samples/s forward on 2 cores, against 15.2k with 4096).
+_EVAL_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,11 @@ class BatchedTrainer:
         self.dim = int(sum(self._sizes))
         self._randomness = "different" if _has_dropout(self.model) else "error"
         self._step_grad = self._make_grad()
+        example = torch.randn(2, *_INPUT_SHAPE[model_name])
+        try:
+            self._stacked: StackedChain | None = StackedChain(self.model, example)
+        except ValueError:  # not a chain of stackable layers: vmap does it
+            self._stacked = None
 
     # -- parameters ---------------------------------------------------------------------------
     def _unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -92,6 +101,21 @@ class BatchedTrainer:
             n: t.reshape(*lead, *s)
             for n, t, s in zip(self._names, parts, self._shapes, strict=True)
         }
+
+    def _shared(
+        self, flat: torch.Tensor, *, requires_grad: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """The global model's parameters for a plain (not per-client) pass, convolution
+        kernels in channels-last order: with channels-last inputs (:func:`_cl`) the MNIST CNN
+        ran 2-4x faster here than in the default order."""
+        out = {}
+        for n, t in self._unflatten(flat).items():
+            if t.ndim == 4:  # empty(): a 1-channel kernel is laid out channels-last too
+                t = torch.empty(t.shape, memory_format=torch.channels_last).copy_(t)
+            else:
+                t = t.clone()
+            out[n] = t.requires_grad_(requires_grad)
+        return out
 
     def _flatten(self, params: dict[str, torch.Tensor], lead: int) -> torch.Tensor:
         return torch.cat([params[n].reshape(lead, -1) for n in self._names], dim=1)
@@ -114,12 +138,12 @@ class BatchedTrainer:
     ) -> torch.Tensor:
         """``[N]`` cross-entropy of the global model on every sample (eval mode, no grad)."""
         model = self.model
-        params = self._unflatten(torch.from_numpy(np.ascontiguousarray(global_flat)))
+        params = self._shared(torch.from_numpy(np.ascontiguousarray(global_flat)))
         out = torch.empty(x.shape[0])
         model.eval()
         with torch.no_grad():
             for i in range(0, x.shape[0], _EVAL_BATCH):
-                logits = functional_call(model, params, (x[i : i + _EVAL_BATCH],))
+                logits = functional_call(model, params, (_cl(x[i : i + _EVAL_BATCH]),))
                 target = y[i : i + _EVAL_BATCH]
                 out[i : i + _EVAL_BATCH] = functional.cross_entropy(
                     logits, target, reduction="none"
@@ -132,12 +156,12 @@ class BatchedTrainer:
     ) -> tuple[int, float]:
         """Correct predictions of the global model on ``x``, and its summed cross-entropy."""
         model = self.model
-        params = self._unflatten(torch.from_numpy(np.ascontiguousarray(global_flat)))
+        params = self._shared(torch.from_numpy(np.ascontiguousarray(global_flat)))
         hits, loss = 0, 0.0
         model.eval()
         with torch.no_grad():
             for i in range(0, x.shape[0], _EVAL_BATCH):
-                logits = functional_call(model, params, (x[i : i + _EVAL_BATCH],))
+                logits = functional_call(model, params, (_cl(x[i : i + _EVAL_BATCH]),))
                 target = y[i : i + _EVAL_BATCH]
                 loss += float(functional.cross_entropy(logits, target, reduction="sum"))
                 hits += int((logits.argmax(dim=1) == target).sum())
@@ -214,17 +238,14 @@ class BatchedTrainer:
         """
         model = self.model
         idx = np.concatenate(segments)
-        per_sample = np.repeat(
-            weights / np.array([len(s) for s in segments]), [len(s) for s in segments]
-        )
-        params = {
-            n: p.detach().clone().requires_grad_(True) for n, p in self._unflatten(w0).items()
-        }
+        sizes = [len(s) for s in segments]
+        per_sample = np.repeat(weights / np.array(sizes), sizes)
+        params = self._shared(w0, requires_grad=True)
         acc = {n: torch.zeros_like(p) for n, p in params.items()}
         for lo in range(0, idx.size, _EVAL_BATCH):
             take = torch.from_numpy(idx[lo : lo + _EVAL_BATCH])
             q = torch.from_numpy(per_sample[lo : lo + _EVAL_BATCH].astype(np.float32))
-            logits = functional_call(model, params, (x[take],))
+            logits = functional_call(model, params, (_cl(x[take]),))
             loss = (functional.cross_entropy(logits, y[take], reduction="none") * q).sum()
             grads = torch.autograd.grad(loss, list(params.values()))
             for n, g in zip(params, grads, strict=True):
@@ -233,6 +254,22 @@ class BatchedTrainer:
         if cfg.weight_decay > 0:
             g_flat = g_flat + cfg.weight_decay * float(weights.sum()) * w0.double()
         return (-cfg.lr * g_flat).numpy()
+
+    def _gradients(
+        self, flat: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """``[C, P]`` each client's gradient of its mean loss over its batch (``mask``)."""
+        c = flat.shape[0]
+        if self._stacked is None:
+            return self._flatten(self._step_grad(self._unflatten(flat), xb, yb, mask), c)
+        leaf = flat.detach().requires_grad_(True)
+        logits = self._stacked.forward(self._unflatten(leaf), xb)  # [C, b, K]
+        ce = functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), yb.reshape(-1), reduction="none"
+        ).reshape(yb.shape)
+        loss = ((ce * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)).sum()
+        (g,) = torch.autograd.grad(loss, leaf)
+        return g
 
     def _train_chunk(
         self,
@@ -261,8 +298,7 @@ class BatchedTrainer:
                 mask = torch.from_numpy(mask_np.astype(np.float32))
                 take = torch.from_numpy(np.where(mask_np, idx, 0))
                 xb, yb = x[take], y[take]  # [C, b, ...], [C, b]
-                params = self._unflatten(flat)
-                g = self._flatten(self._step_grad(params, xb, yb, mask), c)
+                g = self._gradients(flat, xb, yb, mask)
                 if cfg.fedprox_mu > 0:
                     g = g + cfg.fedprox_mu * (flat - w0)
                 if cfg.weight_decay > 0:
@@ -282,6 +318,11 @@ def _permutations(sizes: Sequence[int], cfg: SGDConfig) -> dict[int, list[npt.ND
         rng = np.random.default_rng(cfg.seed)
         out[n] = [rng.permutation(n) for _ in range(cfg.epochs)]
     return out
+
+
+def _cl(x: torch.Tensor) -> torch.Tensor:
+    """A ``[B, C, H, W]`` batch in channels-last order (one channel: as it is)."""
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def _has_dropout(model: nn.Module) -> bool:

@@ -14,6 +14,7 @@ from testbed.commands import (
     bench_link,
     bench_load,
     bench_round,
+    bench_scale,
     bench_secagg,
 )
 
@@ -25,3 +26,4 @@ app.command("link")(bench_link.link)
 app.command("load")(bench_load.load)
 app.command("chaos")(bench_chaos.chaos)
 app.command("round")(bench_round.round_)
+app.command("scale")(bench_scale.scale)
