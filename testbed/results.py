@@ -127,25 +127,32 @@ def write_plots(rounds: list[dict[str, Any]], ue_ids: list[str], out: Path) -> l
     return [metrics_png, _heatmaps(rounds, ue_ids, x, out)]
 
 
+#: UEs the heatmaps show at most (the first ones, in topology order).
+HEATMAP_MAX_UES = 64
+
+
 def _heatmaps(rounds: list[dict[str, Any]], ue_ids: list[str], x: np.ndarray, out: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    bandwidth = np.full((len(ue_ids), len(rounds)), np.nan)
-    outcome = np.full((len(ue_ids), len(rounds)), np.nan)
+    shown = ue_ids[:HEATMAP_MAX_UES]
+    row = {u: i for i, u in enumerate(shown)}
+    bandwidth = np.full((len(shown), len(rounds)), np.nan)
+    outcome = np.full((len(shown), len(rounds)), np.nan)
     codes = {"arrived": 0, "late": 1, "failed": 2, "outage": 3}
     for j, r in enumerate(rounds):
         alloc = r.get("allocation") or {}
         for ue, bw in zip(alloc.get("ue_ids", []), alloc.get("bandwidth_hz", []), strict=False):
-            if ue in ue_ids:
-                bandwidth[ue_ids.index(ue), j] = bw / 1e6
+            if ue in row:
+                bandwidth[row[ue], j] = bw / 1e6
         link = (r.get("details") or {}).get("link") or {}
         for ue, st in zip(link.get("ue_ids", []), link.get("status", []), strict=False):
-            if ue in ue_ids:
-                outcome[ue_ids.index(ue), j] = codes.get(st, np.nan)
-    height = 2 + 0.8 * len(ue_ids)
+            if ue in row:
+                outcome[row[ue], j] = codes.get(st, np.nan)
+    note = f" (first {len(shown)} of {len(ue_ids)} UEs)" if len(shown) < len(ue_ids) else ""
+    height = 2 + 0.8 * len(shown)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(max(10, len(rounds) * 0.8), height))
     im = a1.imshow(bandwidth, aspect="auto", cmap="viridis", interpolation="nearest")
-    a1.set_title("planned bandwidth per UE, MHz")
+    a1.set_title(f"planned bandwidth per UE, MHz{note}")
     fig.colorbar(im, ax=a1)
     im2 = a2.imshow(
         outcome, aspect="auto", cmap="RdYlGn_r", vmin=0, vmax=3, interpolation="nearest"
@@ -153,7 +160,7 @@ def _heatmaps(rounds: list[dict[str, Any]], ue_ids: list[str], x: np.ndarray, ou
     a2.set_title("link outcome (modelled): 0 arrived, 1 late, 2 failed, 3 outage")
     fig.colorbar(im2, ax=a2, ticks=[0, 1, 2, 3])
     for ax in (a1, a2):
-        ax.set_yticks(range(len(ue_ids)), ue_ids)
+        ax.set_yticks(range(len(shown)), shown)
         ax.set_xticks(range(len(rounds)), [str(i) for i in x])
         ax.set_xlabel("round")
     fig.tight_layout()
