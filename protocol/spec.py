@@ -373,7 +373,7 @@ class EngineSpec(_Strict):
         description="sim: rounds with more clients aggregate in the clear (said in the summary).",
     )
     chunk: Int = Field(
-        default=64, ge=1, le=65536, description="sim: clients trained together in one vmap."
+        default=8, ge=1, le=65536, description="sim: clients trained together in one pass."
     )
 
     @model_validator(mode="before")

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from controller import round as core
 from controller.algorithms import Algorithm, make_algorithm
 from controller.engine.aggregation import AggregationError
-from controller.round import ClientReport, LinkResult, RoundPlan
+from controller.round import Carry, ClientReport, LinkResult, RoundPlan
 from edge_agent.data import load_dataset
 from edge_agent.dvfs.base import round_up_to_level
 from edge_agent.models import build_model, parameters_to_vector
@@ -80,15 +80,6 @@ class _Pending:
     ended: float
 
 
-@dataclass
-class _Carry:
-    model_time_s: float = 0.0
-    accuracy: float | None = None
-    loss: float | None = None
-    fairness_var: float | None = None
-    history: dict[str, NDArrayFloat] = field(default_factory=dict)
-
-
 class SimDriver:
     """Runs one experiment's rounds with virtual clients.
 
@@ -123,7 +114,7 @@ class SimDriver:
         self._samples = dict.fromkeys(self._ue_ids, guess)  # as the engine: known once trained
         self._true_samples = {self._ue_ids[i]: n for i, n in backend.samples().items()}
         self._levels = {ue.id: sorted(spec.profile(ue).f_levels_hz) for ue in spec.topology.ues}
-        self._carry = _Carry()
+        self._carry = Carry()
         self._clock_s = 0.0  # modelled time at the start of the next round (the radio's clock)
         self._need = spec.secagg_threshold if spec.secure_aggregation.enabled else 1
         self.secure = (
@@ -376,7 +367,7 @@ class SimDriver:
             "details": p.details,
         }
         self.rounds.append(row)
-        self._carry = _Carry(
+        self._carry = Carry(
             model_time_s=rec.model_time_s,
             accuracy=rec.accuracy,
             loss=rec.loss,

@@ -75,7 +75,7 @@ class BatchedTrainer:
             ``4 * chunk * P`` bytes per copy of the parameters, several copies in flight).
     """
 
-    def __init__(self, model_name: str, *, chunk: int = 256) -> None:
+    def __init__(self, model_name: str, *, chunk: int = 8) -> None:
         if chunk < 1:
             raise ValueError(f"`chunk` must be at least 1, got {chunk}")
         self.model: nn.Module = build_model(model_name)
@@ -117,6 +117,21 @@ class BatchedTrainer:
             out[n] = t.requires_grad_(requires_grad)
         return out
 
+    def _plain(
+        self, params: dict[str, torch.Tensor], x: torch.Tensor, *, train: bool
+    ) -> torch.Tensor:
+        """``[B, K]`` outputs of the one shared model on ``x`` (the stacked chain with one
+        copy where the model is a chain: its pooling comes before the ReLU)."""
+        if self._stacked is not None:
+            one = {n: p[None] for n, p in params.items()}
+            return self._stacked.forward(one, x[None], train=train)[0]
+        was = self.model.training
+        self.model.train(train)
+        try:
+            return functional_call(self.model, params, (_cl(x),))
+        finally:
+            self.model.train(was)
+
     def _flatten(self, params: dict[str, torch.Tensor], lead: int) -> torch.Tensor:
         return torch.cat([params[n].reshape(lead, -1) for n in self._names], dim=1)
 
@@ -137,35 +152,29 @@ class BatchedTrainer:
         self, global_flat: npt.NDArray[np.float32], x: torch.Tensor, y: torch.Tensor
     ) -> torch.Tensor:
         """``[N]`` cross-entropy of the global model on every sample (eval mode, no grad)."""
-        model = self.model
         params = self._shared(torch.from_numpy(np.ascontiguousarray(global_flat)))
         out = torch.empty(x.shape[0])
-        model.eval()
         with torch.no_grad():
             for i in range(0, x.shape[0], _EVAL_BATCH):
-                logits = functional_call(model, params, (_cl(x[i : i + _EVAL_BATCH]),))
+                logits = self._plain(params, x[i : i + _EVAL_BATCH], train=False)
                 target = y[i : i + _EVAL_BATCH]
                 out[i : i + _EVAL_BATCH] = functional.cross_entropy(
                     logits, target, reduction="none"
                 )
-        model.train()
         return out
 
     def correct(
         self, global_flat: npt.NDArray[np.float32], x: torch.Tensor, y: torch.Tensor
     ) -> tuple[int, float]:
         """Correct predictions of the global model on ``x``, and its summed cross-entropy."""
-        model = self.model
         params = self._shared(torch.from_numpy(np.ascontiguousarray(global_flat)))
         hits, loss = 0, 0.0
-        model.eval()
         with torch.no_grad():
             for i in range(0, x.shape[0], _EVAL_BATCH):
-                logits = functional_call(model, params, (_cl(x[i : i + _EVAL_BATCH]),))
+                logits = self._plain(params, x[i : i + _EVAL_BATCH], train=False)
                 target = y[i : i + _EVAL_BATCH]
                 loss += float(functional.cross_entropy(logits, target, reduction="sum"))
                 hits += int((logits.argmax(dim=1) == target).sum())
-        model.train()
         return hits, loss
 
     # -- training -----------------------------------------------------------------------------
@@ -236,7 +245,6 @@ class BatchedTrainer:
         ``-lr (grad sum_i (q_u(i) / n_u(i)) ce_i(w) + wd w sum_u q_u)``: one backward pass of
         the shared global model over all their samples, never one copy of the model each.
         """
-        model = self.model
         idx = np.concatenate(segments)
         sizes = [len(s) for s in segments]
         per_sample = np.repeat(weights / np.array(sizes), sizes)
@@ -245,7 +253,7 @@ class BatchedTrainer:
         for lo in range(0, idx.size, _EVAL_BATCH):
             take = torch.from_numpy(idx[lo : lo + _EVAL_BATCH])
             q = torch.from_numpy(per_sample[lo : lo + _EVAL_BATCH].astype(np.float32))
-            logits = functional_call(model, params, (_cl(x[take]),))
+            logits = self._plain(params, x[take], train=True)
             loss = (functional.cross_entropy(logits, y[take], reduction="none") * q).sum()
             grads = torch.autograd.grad(loss, list(params.values()))
             for n, g in zip(params, grads, strict=True):

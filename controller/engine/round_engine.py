@@ -51,7 +51,7 @@ from controller.engine.aggregation import (
 from controller.engine.board import StageConsumer, StageKey, TaskBoard
 from controller.engine.liveness import AgentDirectory
 from controller.models_store import ModelStore
-from controller.round import ClientReport, LinkResult, RoundPlan, RoundRecord
+from controller.round import Carry, ClientReport, LinkResult, RoundPlan, RoundRecord
 from protocol import tensorfile
 from protocol.arrays import NDArrayFloat
 from protocol.rounds import EvalReport, Task
@@ -106,27 +106,17 @@ class _Pending:
     committed: bool = False
 
 
-@dataclass
-class _Carry:
-    """What a round takes from the last committed one (restored from the database)."""
-
-    model_time_s: float = 0.0
-    accuracy: float | None = None
-    loss: float | None = None
-    fairness_var: float | None = None
-    history: dict[str, NDArrayFloat] = field(default_factory=dict)
-
-    @classmethod
-    def from_row(cls, row: RoundRow | None) -> _Carry:
-        if row is None:
-            return cls()
-        return cls(
-            model_time_s=row.model_time_s,
-            accuracy=row.accuracy,
-            loss=row.loss,
-            fairness_var=row.fairness_var,
-            history=_history((row.details or {}).get("link_features", {})),
-        )
+def _carry_from_row(row: RoundRow | None) -> Carry:
+    """What the next round takes from the last committed one (restored from the database)."""
+    if row is None:
+        return Carry()
+    return Carry(
+        model_time_s=row.model_time_s,
+        accuracy=row.accuracy,
+        loss=row.loss,
+        fairness_var=row.fairness_var,
+        history=_history((row.details or {}).get("link_features", {})),
+    )
 
 
 def _history(features: dict[str, list[float]]) -> dict[str, NDArrayFloat]:
@@ -170,7 +160,7 @@ class RoundEngine:
         self.current: _RoundState | None = None
         with db.session() as s:
             rounds = db.rounds(s, experiment_id)
-            self._carry = _Carry.from_row(rounds[-1] if rounds else None)
+            self._carry = _carry_from_row(rounds[-1] if rounds else None)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -602,7 +592,7 @@ class RoundEngine:
                 exp.model_path = str(model_path)
             if policy_path is not None:
                 exp.policy_path = policy_path
-        self._carry = _Carry(
+        self._carry = Carry(
             model_time_s=rec.model_time_s,
             accuracy=rec.accuracy,
             loss=rec.loss,

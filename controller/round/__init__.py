@@ -22,6 +22,7 @@ from controller.round.steps import (
 )
 from controller.round.types import (
     LINK_STATUS,
+    Carry,
     ClientReport,
     LinkRequest,
     LinkResult,
@@ -32,6 +33,7 @@ from controller.round.types import (
 __all__ = [
     "LINK_FEATURES",
     "LINK_STATUS",
+    "Carry",
     "ClientReport",
     "LinkRequest",
     "LinkResult",

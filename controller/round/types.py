@@ -7,7 +7,7 @@ modelled (system model, link layer: ``model_`` prefix) or measured (wall clock, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from protocol.arrays import NDArrayFloat, NDArrayInt
 
 __all__ = [
     "LINK_STATUS",
+    "Carry",
     "ClientReport",
     "LinkRequest",
     "LinkResult",
@@ -183,6 +184,24 @@ class RoundRecord:
     mean_mcs_index: float | None
     reward: float
     updated: bool
+
+
+@dataclass
+class Carry:
+    """What a driver takes from the last committed round into the next.
+
+    Attributes:
+        model_time_s: modelled experiment time so far, s.
+        accuracy, loss, fairness_var: the last metrics (a round without an update keeps them).
+        history: each UE's last link outcome (rows of ``link_features``), the power policy's
+            state.
+    """
+
+    model_time_s: float = 0.0
+    accuracy: float | None = None
+    loss: float | None = None
+    fairness_var: float | None = None
+    history: dict[str, NDArrayFloat] = field(default_factory=dict)
 
 
 def _finite_or_none(x: float) -> float | None:

@@ -91,22 +91,14 @@ def _run(spec: ExperimentSpec, workdir: Path) -> tuple[str, list[dict[str, Any]]
 
 def _local_delta(spec: ExperimentSpec, ue_index: int, global_flat: np.ndarray, rnd: int) -> Any:
     """The update agent ``ue_index`` computes in round ``rnd`` (the agent's own code path)."""
-    from edge_agent.data import load_dataset, load_raw, partition_indices
+    from edge_agent.data import load_dataset
     from edge_agent.models import build_model
     from edge_agent.training import configure_torch, local_train
+    from simulator.clients import partition
 
     configure_torch(1)  # as the agents train: one thread, the same reduction order
     ds, fl = spec.dataset, spec.fl
-    _, labels = load_raw(ds.name, "train")
-    parts = partition_indices(
-        labels,
-        spec.n_ues,
-        ds.partition,
-        spec.seed,
-        samples_per_client=ds.samples_per_client,
-        min_samples=ds.min_samples_per_client,
-    )
-    data = load_dataset(ds.name, "train", indices=parts[ue_index])
+    data = load_dataset(ds.name, "train", indices=partition(spec)[ue_index])
     result = local_train(
         build_model(spec.model.name, seed=spec.seed),
         data.x,
