@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -203,7 +203,7 @@ class SimDriver:
                 index, handle, list(reports), weight_of, details, lap
             )
             for u in contributors:  # the round's batched training, all clients together
-                reports[u] = _with_train_s(reports[u], measured)
+                reports[u] = replace(reports[u], measured_train_s=measured)
             if contributors:
                 new_flat = core.apply_update(self.model, delta_sum, weight_of, contributors)
         else:
@@ -217,8 +217,8 @@ class SimDriver:
         details["sim_s"] = split
         if new_flat is not None:
             self.model = new_flat
-            staged = _Pending(index, plan, reports, link, contributors, details, started, 0.0)
-            staged.ended = time.time()
+            ended = time.time()
+            staged = _Pending(index, plan, reports, link, contributors, details, started, ended)
             if index + 1 < spec.fl.rounds:
                 return staged
             self._commit(staged, self._evaluate_all())
@@ -343,26 +343,12 @@ class SimDriver:
             losses={u: r.loss for u, r in p.reports.items()},
             link=p.link.to_record(),
         )
-        ended = p.ended or time.time()
-        wall = ended - p.started
+        wall = p.ended - p.started
         slowest = max((r.measured_train_s for r in p.reports.values()), default=0.0)
         row = {
-            "index": rec.index,
-            "accuracy": rec.accuracy,
-            "loss": rec.loss,
-            "fairness_var": rec.fairness_var,
-            "model_latency_s": rec.model_latency_s,
-            "model_energy_j": rec.model_energy_j,
-            "model_time_s": rec.model_time_s,
-            "mean_mcs_index": rec.mean_mcs_index,
-            "measured_train_s": rec.measured_train_s,
-            "measured_energy_j": rec.measured_energy_j,
+            **asdict(rec),  # the REST API's round fields, as the engine commits them
             "overhead_s": max(0.0, wall - slowest),
             "wall_s": wall,
-            "link_dropouts": rec.link_dropouts,
-            "crash_dropouts": rec.crash_dropouts,
-            "updated": rec.updated,
-            "reward": rec.reward,
             "allocation": p.plan.to_record(),
             "details": p.details,
         }
@@ -376,17 +362,6 @@ class SimDriver:
         )
         if self._on_round is not None:
             self._on_round(row)
-
-
-def _with_train_s(r: ClientReport, seconds: float) -> ClientReport:
-    return ClientReport(
-        ue_id=r.ue_id,
-        loss=r.loss,
-        samples=r.samples,
-        measured_train_s=seconds,
-        freq_applied_hz=r.freq_applied_hz,
-        measured_energy_j=r.measured_energy_j,
-    )
 
 
 def _make_algorithm(spec: ExperimentSpec) -> Algorithm:

@@ -115,16 +115,9 @@ def _simulated(spec: ExperimentSpec, backend: str, address: str | None) -> dict[
     from simulator import simulate
 
     started = time.perf_counter()
-    first: list[float] = []
     with RSSMonitor() as rss:
         base = rss.now()
-        result = simulate(
-            spec,
-            experiment_id=spec.name,
-            backend=backend,
-            address=address,
-            on_round=lambda row: first.append(time.perf_counter()),
-        )
+        result = simulate(spec, experiment_id=spec.name, backend=backend, address=address)
     total = time.perf_counter() - started
     walls = [float(r["wall_s"]) for r in result.rounds]
     return {
