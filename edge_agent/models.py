@@ -22,6 +22,7 @@ __all__ = [
     "MODEL_NAMES",
     "CifarCNN",
     "MnistCNN",
+    "TraceMLP",
     "build_model",
     "num_parameters",
     "parameters_to_vector",
@@ -90,12 +91,39 @@ class CifarCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-_BUILDERS: Dict[str, Callable[[], nn.Module]] = {"mnist_cnn": MnistCNN, "cifar_cnn": CifarCNN}
+class TraceMLP(nn.Module):
+    """The wireless-trace task's model (:mod:`edge_agent.data.wifi`): 16 -> 64 -> 64 -> 4.
+
+    About 5.5k parameters; input ``[B, 1, 4, 4]`` (the last 4 windows of a link, 4 features
+    each), output logits ``[B, 4]`` (the next window's link state).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(16, 64),
+            nn.ReLU(inplace=True),
+            nn.Linear(64, 64),
+            nn.ReLU(inplace=True),
+            nn.Linear(64, 4),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x)
+
+
+_BUILDERS: Dict[str, Callable[[], nn.Module]] = {
+    "mnist_cnn": MnistCNN,
+    "cifar_cnn": CifarCNN,
+    "wifi_mlp": TraceMLP,
+}
 MODEL_NAMES = tuple(_BUILDERS)
 
 
 def build_model(name: str, seed: int = 0) -> nn.Module:
-    """A freshly initialised model (``mnist_cnn`` or ``cifar_cnn``), the same for one ``seed``.
+    """A freshly initialised model (``mnist_cnn``, ``cifar_cnn`` or ``wifi_mlp``), the same
+    for one ``seed``.
 
     The global RNG of torch is left as it was.
     """

@@ -60,9 +60,10 @@ __all__ = [
 ]
 
 #: Training-set sizes of the datasets in ../shared/data (samples).
-DATASET_TRAIN_SIZES: Dict[str, int] = {"mnist": 60000, "cifar10": 50000}
-_DATASET_CLASSES: Dict[str, int] = {"mnist": 10, "cifar10": 10}
-_MODEL_DATASET: Dict[str, str] = {"mnist_cnn": "mnist", "cifar_cnn": "cifar10"}
+#: ``wifi``: the wireless-trace task (edge_agent.data.wifi) on the CRAWDAD rutgers/noise traces.
+DATASET_TRAIN_SIZES: Dict[str, int] = {"mnist": 60000, "cifar10": 50000, "wifi": 12428}
+_DATASET_CLASSES: Dict[str, int] = {"mnist": 10, "cifar10": 10, "wifi": 4}
+_MODEL_DATASET: Dict[str, str] = {"mnist_cnn": "mnist", "cifar_cnn": "cifar10", "wifi_mlp": "wifi"}
 
 #: The proposed algorithm and the baselines of DESIGN section 10.
 ALGORITHMS = ("proposed", "rrs", "cpa", "fedavg", "fedprox", "drl_ra", "jcc")
@@ -205,7 +206,7 @@ Partition = Annotated[
 
 
 class DatasetSpec(_Strict):
-    name: Literal["mnist", "cifar10"] = "mnist"
+    name: Literal["mnist", "cifar10", "wifi"] = "mnist"
     path: Optional[Path] = Field(
         default=None,
         description="Sub-folder of the data directory holding the dataset (relative, no `..`); "
@@ -231,7 +232,7 @@ class DatasetSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    name: Literal["mnist_cnn", "cifar_cnn"] = "mnist_cnn"
+    name: Literal["mnist_cnn", "cifar_cnn", "wifi_mlp"] = "mnist_cnn"
 
 
 class FLSpec(_Strict):

@@ -32,7 +32,7 @@ from simulator.stacked import StackedChain
 __all__ = ["BatchedTrainer", "SGDConfig"]
 
 #: One client's input shape per model (``[C, H, W]``).
-_INPUT_SHAPE = {"mnist_cnn": (1, 28, 28), "cifar_cnn": (3, 32, 32)}
+_INPUT_SHAPE = {"mnist_cnn": (1, 28, 28), "cifar_cnn": (3, 32, 32), "wifi_mlp": (1, 4, 4)}
 #: Samples per forward (and backward) pass of the shared global model (256 ran fastest here:
 #: 22.9k samples/s forward on 2 cores, against 15.2k with 4096).
 _EVAL_BATCH = 256

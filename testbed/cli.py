@@ -9,7 +9,19 @@ from __future__ import annotations
 
 import typer
 
-from testbed.commands import agent, alloc, ap, bench, controller, deploy, doctor, run, spec, train
+from testbed.commands import (
+    agent,
+    alloc,
+    ap,
+    bench,
+    controller,
+    deploy,
+    doctor,
+    reproduce,
+    run,
+    spec,
+    train,
+)
 
 app = typer.Typer(
     name="testbed",
@@ -22,6 +34,7 @@ app = typer.Typer(
 # -- single commands ------------------------------------------------------------------------
 app.command("doctor")(doctor.doctor)
 app.command("run")(run.run)
+app.command("reproduce")(reproduce.reproduce)
 
 # -- command groups (one module each) -------------------------------------------------------
 app.add_typer(spec.app, name="spec")

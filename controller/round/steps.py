@@ -253,6 +253,8 @@ def resolve_link(
             retries=np.zeros(n, dtype=np.int64),
             outcome=None,
             planned_sinr_db=np.full(n, np.nan),
+            airtime_s=comm,
+            comm_energy_j=power * comm,
         )
     link = _subset(p.link, idx)
     gains = np.where(np.isnan(request.times_s), np.nan, true_gain)
@@ -278,6 +280,8 @@ def resolve_link(
         retries=out.retries,
         outcome=out,
         planned_sinr_db=link.planned_sinr_db,
+        airtime_s=out.airtime_s,
+        comm_energy_j=out.comm_energy_j,
     )
 
 

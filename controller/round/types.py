@@ -123,6 +123,9 @@ class LinkResult:
         retries: ``[U]`` HARQ retransmissions.
         outcome: the link layer's full outcome (None when it is off).
         planned_sinr_db: ``[U]`` the SINR the plan expected, dB (NaN: no link layer).
+        airtime_s: ``[U]`` uplink airtime each update used, retries included, s (link layer
+            off: the system model's upload time); None where not modelled.
+        comm_energy_j: ``[U]`` uplink transmit energy ``P_u airtime_u``, J; None likewise.
     """
 
     ue_ids: tuple[str, ...]
@@ -134,6 +137,8 @@ class LinkResult:
     retries: NDArrayInt
     outcome: LinkOutcome | None
     planned_sinr_db: NDArrayFloat
+    airtime_s: NDArrayFloat | None = None
+    comm_energy_j: NDArrayFloat | None = None
 
     @property
     def arrived(self) -> list[str]:
@@ -147,7 +152,7 @@ class LinkResult:
 
     def to_record(self) -> dict[str, Any]:
         """JSON form stored with the round."""
-        return {
+        out: dict[str, Any] = {
             "ue_ids": list(self.ue_ids),
             "status": [LINK_STATUS[int(s)] for s in self.status],
             "mcs_index": self.mcs_index.tolist(),
@@ -156,6 +161,10 @@ class LinkResult:
             "model_energy_j": self.model_energy_j.tolist(),
             "retries": self.retries.tolist(),
         }
+        if self.airtime_s is not None and self.comm_energy_j is not None:
+            out["model_airtime_s"] = self.airtime_s.tolist()
+            out["model_comm_energy_j"] = self.comm_energy_j.tolist()
+        return out
 
 
 @dataclass(frozen=True)

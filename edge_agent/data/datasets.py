@@ -11,6 +11,10 @@ Arrays handed out:
   usual training-set mean and standard deviation (:data:`NORMALISATION`);
 - ``y : [N], int64``: class labels 0..9.
 
+``wifi`` is the wireless-trace task of :mod:`edge_agent.data.wifi` (the CRAWDAD rutgers/noise
+traces): ``x : [N, 1, 4, 4] float32`` features of the last windows of a link (already scaled,
+not pixels), ``y`` one of its four link states.
+
 Kept Python 3.8 compatible: edge boards import this module.
 """
 
@@ -30,10 +34,13 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from edge_agent.data import wifi
+
 __all__ = [
     "CACHE_DIR_ENV",
     "DATASET_NAMES",
     "DATA_DIR_ENV",
+    "FOLDERS",
     "NORMALISATION",
     "NUM_CLASSES",
     "ArrayDataset",
@@ -54,8 +61,10 @@ DATA_DIR_ENV = "TESTBED_DATA_DIR"
 #: Environment variable naming the folder for decoded-array caches.
 CACHE_DIR_ENV = "TESTBED_CACHE_DIR"
 
-DATASET_NAMES = ("mnist", "cifar10")
-NUM_CLASSES: Dict[str, int] = {"mnist": 10, "cifar10": 10}
+DATASET_NAMES = ("mnist", "cifar10", "wifi")
+NUM_CLASSES: Dict[str, int] = {"mnist": 10, "cifar10": 10, "wifi": len(wifi.CLASSES)}
+#: Sub-folder of the data directory of each dataset.
+FOLDERS: Dict[str, str] = {"mnist": "mnist", "cifar10": "cifar10", "wifi": wifi.FOLDER}
 
 #: Per-channel (mean, std) of the training pixels scaled to [0, 1].
 NORMALISATION: Dict[str, Tuple[Tuple[float, ...], Tuple[float, ...]]] = {
@@ -203,8 +212,21 @@ def _decode_cifar10(folder: Path, split: str) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def _source_files(folder: Path, name: str, split: str) -> List[Path]:
+    if name == "wifi":
+        return [folder / wifi.ARCHIVE]
     names = _MNIST_FILES[split] if name == "mnist" else _CIFAR_FILES[split]
     return [folder / n for n in names]
+
+
+def _decode_wifi(folder: Path, split: str) -> Tuple[np.ndarray, np.ndarray]:
+    _require(folder / wifi.ARCHIVE)
+    try:
+        return wifi.decode_wifi(folder, split)
+    except (ValueError, OSError, EOFError) as err:
+        raise DatasetError(str(err)) from None
+
+
+_DECODERS = {"mnist": _decode_mnist, "cifar10": _decode_cifar10, "wifi": _decode_wifi}
 
 
 def _fingerprint(files: List[Path]) -> str:
@@ -255,13 +277,13 @@ def load_raw(
     """Decoded pixels and labels of one split, through the cache.
 
     Returns:
-        images: ``[N, C, H, W], uint8``; labels: ``[N], int64``.
+        images: ``[N, C, H, W], uint8`` (``wifi``: its float32 features); labels: ``[N], int64``.
 
     Raises:
         DatasetError: folder or file missing, or contents of the wrong shape.
     """
     _check_split(name, split)
-    folder = resolve_data_dir(data_dir) / name
+    folder = resolve_data_dir(data_dir) / FOLDERS[name]
     files = _source_files(folder, name, split)
     cache_path = None
     decoded = None
@@ -271,12 +293,11 @@ def load_raw(
         if cache_path.is_file():
             decoded = _load_cache(cache_path)
     if decoded is None:
-        decode = _decode_mnist if name == "mnist" else _decode_cifar10
-        decoded = decode(folder, split)
+        decoded = _DECODERS[name](folder, split)
         if cache_path is not None:
             _save_cache(cache_path, *decoded)
     images, labels = decoded
-    expected = _SHAPES[(name, split)]
+    expected = _SHAPES.get((name, split), (labels.shape[0], *images.shape[1:]))
     if images.shape != expected or labels.shape != (expected[0],):
         raise DatasetError(
             f"{folder}: {split} split has images {images.shape} and labels {labels.shape}, "
@@ -288,7 +309,10 @@ def load_raw(
 
 
 def normalise(name: str, images: np.ndarray) -> np.ndarray:
-    """``[N, C, H, W] uint8`` pixels to normalised ``float32`` (see :data:`NORMALISATION`)."""
+    """``[N, C, H, W] uint8`` pixels to normalised ``float32`` (see :data:`NORMALISATION`);
+    ``wifi``'s features are already scaled and are returned as they are."""
+    if name not in NORMALISATION:
+        return images.astype(np.float32, copy=False)
     mean, std = NORMALISATION[name]
     shape = (1, len(mean), 1, 1)
     x = images.astype(np.float32) * np.float32(1.0 / 255.0)
@@ -306,7 +330,7 @@ def load_dataset(
     use_cache: bool = True,
     indices: Optional[np.ndarray] = None,
 ) -> ArrayDataset:
-    """One split of ``mnist`` or ``cifar10``, normalised.
+    """One split of ``mnist``, ``cifar10`` or ``wifi``, normalised.
 
     Args:
         name: ``mnist`` or ``cifar10``.

@@ -1,0 +1,92 @@
+"""Runs the cells of a reproduction, each once: a rerun with the same ``--out`` resumes.
+
+Each cell's rounds (the REST API's round form, as ``testbed run`` writes them) are kept in
+``OUT/runs/<cell>/rounds.json`` beside the spec that made them; a cell whose folder already
+holds the same spec and all its rounds is read back instead of run again, so a reproduction
+stopped half-way (or extended with more seeds) redoes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from reproduce.plan import Cell
+
+__all__ = ["Engine", "Run", "run_cells"]
+
+log = logging.getLogger(__name__)
+
+Engine = Literal["sim", "processes"]
+#: One cell's committed rounds, as written to ``rounds.json``.
+Run = list[dict[str, Any]]
+
+
+def _cached(folder: Path, spec_json: str, rounds: int) -> Run | None:
+    spec_path, rounds_path = folder / "spec.json", folder / "rounds.json"
+    if not (spec_path.is_file() and rounds_path.is_file()):
+        return None
+    if json.loads(spec_path.read_text()) != json.loads(spec_json):
+        return None
+    try:
+        found: Run = json.loads(rounds_path.read_text())
+    except json.JSONDecodeError:
+        log.warning("%s is unreadable: the cell runs again", rounds_path)
+        return None
+    return found if len(found) == rounds else None
+
+
+def _run_one(cell: Cell, folder: Path, engine: Engine) -> tuple[Run, float]:
+    started = time.perf_counter()
+    if engine == "sim":
+        from simulator import simulate
+
+        rounds = simulate(cell.spec, experiment_id=f"{cell.spec.name}-{cell.seed}").rounds
+    else:
+        from testbed.launcher import run_experiment
+
+        run_experiment(cell.spec, folder)
+        rounds = json.loads((folder / "rounds.json").read_text())
+    return rounds, time.perf_counter() - started
+
+
+def run_cells(
+    cells: Sequence[Cell],
+    out: Path,
+    *,
+    engine: Engine = "sim",
+    progress: bool = True,
+    on_cell: Callable[[Cell, float], None] | None = None,
+) -> dict[str, Run]:
+    """Every cell's rounds, keyed by :attr:`Cell.key`, running those not already in ``out``.
+
+    Args:
+        out: the reproduction's folder (the runs go to ``out/runs``).
+        engine: ``sim`` (the in-process simulator) or ``processes`` (the networked testbed:
+            controller, AP cluster and one agent per UE, on the simulated radio).
+        on_cell: called after each cell that ran, with its measured wall time (s).
+    """
+    from tqdm import tqdm
+
+    runs: dict[str, Run] = {}
+    with tqdm(total=len(cells), desc="reproduce", unit="run", disable=not progress) as bar:
+        for cell in cells:
+            folder = out / "runs" / cell.key
+            spec_json = cell.spec.model_dump_json(indent=2, by_alias=True)
+            found = _cached(folder, spec_json, cell.spec.fl.rounds)
+            if found is None:
+                folder.mkdir(parents=True, exist_ok=True)
+                found, wall = _run_one(cell, folder, engine)
+                (folder / "rounds.json").write_text(json.dumps(found))
+                (folder / "spec.json").write_text(spec_json)
+                (folder / "wall.json").write_text(json.dumps({"measured_wall_s": wall}))
+                if on_cell is not None:
+                    on_cell(cell, wall)
+            runs[cell.key] = found
+            bar.set_postfix(cell=cell.key)
+            bar.update(1)
+    return runs
