@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import cast
 
-from reproduce.runner import Engine
+from reproduce.runner import ENGINES, Engine
 
 __all__ = ["PAPERS", "reproduce_s2"]
 
@@ -31,7 +31,7 @@ def reproduce_s2(
     """Run seed paper 2's studies at ``scale`` and write the report to ``out``; its path.
 
     Args:
-        scale: ``smoke`` or ``full`` (:data:`reproduce.plan.SCALES`).
+        scale: ``smoke``, ``medium`` or ``full`` (:data:`reproduce.plan.SCALES`).
         seeds: seeds of the comparison and the ablations (default: the scale's; at least 2).
         engine: ``sim`` (the in-process simulator) or ``processes`` (the networked testbed).
 
@@ -47,12 +47,12 @@ def reproduce_s2(
 
     if scale not in SCALES:
         raise ValueError(f"`scale` must be one of {sorted(SCALES)}, got {scale!r}")
-    if engine not in ("sim", "processes"):
-        raise ValueError(f"`engine` must be 'sim' or 'processes', got {engine!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"`engine` must be one of {ENGINES}, got {engine!r}")
     chosen: Scale = SCALES[scale]
     if seeds is not None:
-        if seeds < 2:
-            raise ValueError(f"`seeds` must be at least 2 (a paired t-test needs two), got {seeds}")
+        if not 2 <= seeds <= 100:
+            raise ValueError(f"`seeds` must be 2..100 (a paired t-test needs two), got {seeds}")
         chosen = Scale.model_validate({**chosen.model_dump(), "seeds": seeds})
     driver = cast(Engine, engine)
     todo = list(cells(chosen, engine=driver))

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from reproduce.paper import PAPER_LABELS
+from reproduce.paper import label
 from reproduce.plan import METHODS, TASKS
 from reproduce.tables import Row
 
@@ -40,10 +40,6 @@ def _plt() -> Any:
     return plt
 
 
-def _label(method: str) -> str:
-    return PAPER_LABELS.get(method, method)
-
-
 def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=_DPI)
@@ -51,8 +47,17 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _lines(ax: Any, rows: Sequence[Row], x: str, y: str, **where: Any) -> None:
+    """One line per method of ``y`` against ``x`` over the rows that match ``where``."""
+    for method in METHODS:
+        mine = [
+            r for r in rows if r["method"] == method and all(r[k] == v for k, v in where.items())
+        ]
+        ax.plot([r[x] for r in mine], [r[y] for r in mine], marker=".", label=label(method))
+
+
 def _bars(ax: Any, rows: Sequence[Row], column: str, title: str) -> None:
-    names = [_label(r["method"]) for r in rows]
+    names = [label(r["method"]) for r in rows]
     means = [r[f"{column}_mean"] for r in rows]
     errs = [0.0 if not math.isfinite(r[f"{column}_ci95"]) else r[f"{column}_ci95"] for r in rows]
     colours = ["tab:red" if r["method"] in ("proposed", "full") else "tab:blue" for r in rows]
@@ -83,12 +88,8 @@ def plot_convergence(rows: Sequence[Row], path: Path) -> Path:
     """Figure 7: accuracy against rounds and against modelled time."""
     plt = _plt()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for method in METHODS:
-        mine = [r for r in rows if r["method"] == method]
-        rnd = [r["round"] for r in mine]
-        acc = [r["accuracy_mean"] for r in mine]
-        left.plot(rnd, acc, marker=".", label=_label(method))
-        right.plot([r["model_time_s_mean"] for r in mine], acc, marker=".", label=_label(method))
+    _lines(left, rows, "round", "accuracy_mean")
+    _lines(right, rows, "model_time_s_mean", "accuracy_mean")
     left.set_xlabel("round")
     right.set_xlabel("modelled time, s")
     for ax in (left, right):
@@ -129,14 +130,7 @@ def plot_multitask(rows: Sequence[Row], path: Path) -> Path:
     plt = _plt()
     fig, axes = plt.subplots(1, len(TASKS), figsize=(12, 3.8))
     for ax, (task, *_) in zip(axes, TASKS, strict=True):
-        for method in METHODS:
-            mine = [r for r in rows if r["method"] == method and r["task"] == task]
-            ax.plot(
-                [r["round"] for r in mine],
-                [r["accuracy"] for r in mine],
-                marker=".",
-                label=_label(method),
-            )
+        _lines(ax, rows, "round", "accuracy", task=task)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("round")
         ax.set_ylabel("test accuracy (measured)")
@@ -150,14 +144,7 @@ def plot_snr(rows: Sequence[Row], path: Path) -> Path:
     """Figure 10: final accuracy against the pilot SNR, per method."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for method in METHODS:
-        mine = [r for r in rows if r["method"] == method]
-        ax.plot(
-            [r["snr_db"] for r in mine],
-            [r["accuracy_mean"] for r in mine],
-            marker="o",
-            label=_label(method),
-        )
+    _lines(ax, rows, "snr_db", "accuracy_mean")
     ax.set_xlabel("pilot SNR, dB (every UE; radio.snr_override_db)")
     ax.set_ylabel("final test accuracy (measured)")
     ax.grid(alpha=0.3)
@@ -171,14 +158,7 @@ def plot_alpha(rows: Sequence[Row], path: Path, alphas: Sequence[float]) -> Path
     plt = _plt()
     fig, axes = plt.subplots(1, len(alphas), figsize=(3.2 * len(alphas), 3.6), squeeze=False)
     for ax, value in zip(axes[0], alphas, strict=True):
-        for method in METHODS:
-            mine = [r for r in rows if r["method"] == method and r["alpha"] == value]
-            ax.plot(
-                [r["round"] for r in mine],
-                [r["accuracy_mean"] for r in mine],
-                marker=".",
-                label=_label(method),
-            )
+        _lines(ax, rows, "round", "accuracy_mean", alpha=value)
         ax.set_title(f"alpha = {value:g}", fontsize=9)
         ax.set_xlabel("round")
         ax.grid(alpha=0.3)

@@ -17,6 +17,7 @@ efficiencies, which we define (the paper names them without a formula) as
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any
 
 from protocol.spec import ExperimentSpec
 
-__all__ = ["RunMeasures", "accuracy_curve", "measure", "update_bits"]
+__all__ = ["RunMeasures", "accuracy_curve", "finite_mean", "measure", "update_bits"]
 
 _BITS_PER_PARAMETER = 32
 
@@ -56,12 +57,18 @@ class RunMeasures:
 
 def update_bits(spec: ExperimentSpec) -> float:
     """``S``: the bits of one model update of ``spec``'s model."""
+    return _model_bits(spec.model.name)
+
+
+@functools.cache
+def _model_bits(model: str) -> float:
     from edge_agent.models import build_model, num_parameters
 
-    return float(_BITS_PER_PARAMETER * num_parameters(build_model(spec.model.name)))
+    return float(_BITS_PER_PARAMETER * num_parameters(build_model(model)))
 
 
-def _mean(values: Sequence[float | None]) -> float:
+def finite_mean(values: Sequence[float | None]) -> float:
+    """The mean of the finite values (None and NaN left out); NaN if there is none."""
     kept = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     return sum(kept) / len(kept) if kept else math.nan
 
@@ -87,7 +94,7 @@ def _efficiency(
         delivered += bits * sum(arrived)
         spent += float(sum(energy))
     ee = delivered / spent if spent > 0 else math.nan
-    return _mean(se_rounds), ee
+    return finite_mean(se_rounds), ee
 
 
 def measure(spec: ExperimentSpec, rounds: Sequence[dict[str, Any]], target: float) -> RunMeasures:
@@ -100,9 +107,9 @@ def measure(spec: ExperimentSpec, rounds: Sequence[dict[str, Any]], target: floa
     last = next((a for a in reversed(curve) if math.isfinite(a)), math.nan)
     return RunMeasures(
         accuracy=last,
-        fairness_var=_mean([r.get("fairness_var") for r in rounds]),
-        model_latency_s=_mean([r["model_latency_s"] for r in rounds]),
-        model_energy_j=_mean([r["model_energy_j"] for r in rounds]),
+        fairness_var=finite_mean([r.get("fairness_var") for r in rounds]),
+        model_latency_s=finite_mean([r["model_latency_s"] for r in rounds]),
+        model_energy_j=finite_mean([r["model_energy_j"] for r in rounds]),
         model_dropout_rate=lost / planned if planned else math.nan,
         rounds_to_target=math.nan if reached is None else float(reached),
         model_se_bit_s_hz=se,

@@ -13,6 +13,7 @@ __all__ = [
     "ROUNDS_TO_90",
     "SNR_TEXT",
     "TTEST",
+    "label",
 ]
 
 #: Figure 6 and section 4.3 (CIFAR-10, Dirichlet alpha 0.5): accuracy, latency s, energy J
@@ -66,3 +67,8 @@ PAPER_LABELS: dict[str, str] = {
     "no_fal": "w/o FAL",
     "no_drl": "w/o DRL",
 }
+
+
+def label(method: str) -> str:
+    """How the paper names ``method`` (an algorithm or an ablation variant)."""
+    return PAPER_LABELS.get(method, method)

@@ -8,6 +8,8 @@ changes. The paper publishes no topology or training budget, so the scales below
 
 - ``smoke``: the whole report in a few minutes on a 2-core laptop (CI runs it); too few rounds
   and samples to learn much, it checks that every study runs end to end;
+- ``medium``: about half an hour on 2 cores: enough rounds to see the methods part, too few
+  seeds for a 1% test;
 - ``full``: the budget the report is meant to be read at (many hours on 2 cores, about one per
   study on a 32-core server with the simulator's Ray backend).
 """
@@ -53,7 +55,7 @@ class Scale(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(description="smoke or full.")
+    name: str = Field(description="smoke, medium or full.")
     ues: int = Field(ge=3, le=10_000, description="UEs of the topology (Figure 8 shows 20).")
     aps: int = Field(ge=1, le=256, description="Access points, 2 antennas each.")
     rounds: int = Field(ge=1, le=10_000, description="FL rounds of every run.")
@@ -75,7 +77,7 @@ SCALES: dict[str, Scale] = {
         aps=4,
         rounds=2,
         samples_per_client=16,
-        seeds=2,
+        seeds=3,
         sweep_seeds=1,
         snrs_db=(0.0, 15.0, 30.0),
         alphas=(0.1, 0.3, 0.5, 1.0),
@@ -83,6 +85,21 @@ SCALES: dict[str, Scale] = {
         secure=False,
         bandwidth_ues=10,
         bandwidth_rounds=2,
+    ),
+    "medium": Scale(
+        name="medium",
+        ues=10,
+        aps=4,
+        rounds=8,
+        samples_per_client=64,
+        seeds=3,
+        sweep_seeds=1,
+        snrs_db=(0.0, 10.0, 20.0, 30.0),
+        alphas=(0.1, 0.3, 0.5, 1.0),
+        target_accuracy=0.2,
+        secure=False,
+        bandwidth_ues=10,
+        bandwidth_rounds=8,
     ),
     "full": Scale(
         name="full",

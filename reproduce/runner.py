@@ -13,31 +13,48 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from reproduce.plan import Cell
 
-__all__ = ["Engine", "Run", "run_cells"]
+__all__ = ["ENGINES", "Engine", "Run", "run_cells"]
 
 log = logging.getLogger(__name__)
 
 Engine = Literal["sim", "processes"]
+#: The engines a reproduction runs on.
+ENGINES: tuple[str, ...] = get_args(Engine)
 #: One cell's committed rounds, as written to ``rounds.json``.
 Run = list[dict[str, Any]]
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        log.warning("%s is unreadable (%s): the cell runs again", path, err)
+        return None
+
+
 def _cached(folder: Path, spec_json: str, rounds: int) -> Run | None:
+    """The cell's rounds if ``folder`` holds a finished run of the same spec.
+
+    ``rounds.json`` is written last (atomically) and removed before a run starts, so its
+    presence means the run beside it finished.
+    """
     spec_path, rounds_path = folder / "spec.json", folder / "rounds.json"
     if not (spec_path.is_file() and rounds_path.is_file()):
         return None
-    if json.loads(spec_path.read_text()) != json.loads(spec_json):
+    if _read_json(spec_path) != json.loads(spec_json):
         return None
-    try:
-        found: Run = json.loads(rounds_path.read_text())
-    except json.JSONDecodeError:
-        log.warning("%s is unreadable: the cell runs again", rounds_path)
-        return None
-    return found if len(found) == rounds else None
+    found = _read_json(rounds_path)
+    return found if isinstance(found, list) and len(found) == rounds else None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _run_one(cell: Cell, folder: Path, engine: Engine) -> tuple[Run, float]:
@@ -80,10 +97,11 @@ def run_cells(
             found = _cached(folder, spec_json, cell.spec.fl.rounds)
             if found is None:
                 folder.mkdir(parents=True, exist_ok=True)
+                (folder / "rounds.json").unlink(missing_ok=True)
                 found, wall = _run_one(cell, folder, engine)
-                (folder / "rounds.json").write_text(json.dumps(found))
                 (folder / "spec.json").write_text(spec_json)
                 (folder / "wall.json").write_text(json.dumps({"measured_wall_s": wall}))
+                _write_atomically(folder / "rounds.json", json.dumps(found))
                 if on_cell is not None:
                     on_cell(cell, wall)
             runs[cell.key] = found

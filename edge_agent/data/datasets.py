@@ -27,6 +27,7 @@ import lzma
 import os
 import pickle
 import struct
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,8 @@ _SHAPES: Dict[Tuple[str, str], Tuple[int, int, int, int]] = {
     ("mnist", "test"): (10000, 1, 28, 28),
     ("cifar10", "train"): (50000, 3, 32, 32),
     ("cifar10", "test"): (1000, 3, 32, 32),
+    ("wifi", "train"): (12428, 1, wifi.HISTORY, wifi.FEATURES),
+    ("wifi", "test"): (6214, 1, wifi.HISTORY, wifi.FEATURES),
 }
 
 _MNIST_FILES = {
@@ -222,15 +225,16 @@ def _decode_wifi(folder: Path, split: str) -> Tuple[np.ndarray, np.ndarray]:
     _require(folder / wifi.ARCHIVE)
     try:
         return wifi.decode_wifi(folder, split)
-    except (ValueError, OSError, EOFError) as err:
-        raise DatasetError(str(err)) from None
+    except (ValueError, OSError, EOFError, tarfile.TarError, lzma.LZMAError) as err:
+        raise DatasetError(f"{folder / wifi.ARCHIVE}: {err}") from None
 
 
 _DECODERS = {"mnist": _decode_mnist, "cifar10": _decode_cifar10, "wifi": _decode_wifi}
 
 
-def _fingerprint(files: List[Path]) -> str:
-    h = hashlib.sha256()
+def _fingerprint(files: List[Path], extra: str = "") -> str:
+    """The cache key of arrays decoded from ``files`` (and ``extra``: how they were decoded)."""
+    h = hashlib.sha256(extra.encode())
     for f in files:
         st = _require(f).stat()
         h.update(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns};".encode())
@@ -288,7 +292,7 @@ def load_raw(
     cache_path = None
     decoded = None
     if use_cache:
-        key = _fingerprint(files)
+        key = _fingerprint(files, repr(wifi.DECODING) if name == "wifi" else "")
         cache_path = resolve_cache_dir(cache_dir) / f"{name}-{split}-v{_CACHE_VERSION}-{key}.npz"
         if cache_path.is_file():
             decoded = _load_cache(cache_path)
@@ -297,7 +301,7 @@ def load_raw(
         if cache_path is not None:
             _save_cache(cache_path, *decoded)
     images, labels = decoded
-    expected = _SHAPES.get((name, split), (labels.shape[0], *images.shape[1:]))
+    expected = _SHAPES[(name, split)]
     if images.shape != expected or labels.shape != (expected[0],):
         raise DatasetError(
             f"{folder}: {split} split has images {images.shape} and labels {labels.shape}, "

@@ -3,15 +3,18 @@
 The data are the CRAWDAD trace set rutgers/noise (v. 2007-04-20; cite "CRAWDAD dataset
 rutgers/noise"): per-frame RSSI of 802.11 links on the ORBIT testbed while noise was injected
 at 0, -5, -10, -15 and -20 dBm. Each file is one link (``data/dbm<N>/Results_node<A>-<B>_<date>/
-sdec<k>-<m>``) and holds lines ``seq rssi`` for the frames received out of 300 sent; a missing
-sequence number is a lost frame, RSSI 128 marks a frame received in error.
+sdec<k>-<m>``) and holds lines ``seq rssi`` for the frames received, sequence numbers 0 to 300;
+a missing sequence number is a lost frame. The raw RSSI is one byte: we read it as signed
+(252..255 appear among readings of 1..4, so they are -4..-1), and 128 (-128) marks a frame
+received in error, as the traces' README says.
 
 Our task (the traces' README suggests it; the window sizes and classes are our choice):
 
-- a link's 300 frames are cut into :data:`WINDOWS` windows of :data:`WINDOW_FRAMES` frames;
-  per window the features are the delivered fraction, the mean and the standard deviation of
-  the RSSI of the frames received cleanly (scaled by 1/32 and 1/8), and the injected noise
-  (dBm / 20), so one sample is ``[1, HISTORY, FEATURES]``: the last :data:`HISTORY` windows;
+- a link's first 300 frames (sequence numbers 0..299; the 301st is dropped) are cut into
+  :data:`WINDOWS` windows of :data:`WINDOW_FRAMES` frames; per window the features are the
+  delivered fraction, the mean and the standard deviation of the RSSI of the frames received
+  cleanly (scaled by 1/32 and 1/8), and the injected noise (dBm / 20), so one sample is
+  ``[1, HISTORY, FEATURES]``: the last :data:`HISTORY` windows;
 - the label is the next window's state, one of :data:`CLASSES`: ``outage`` (half the frames or
   more lost), else the mean RSSI's tercile over the training windows (``weak``, ``fair``,
   ``strong``);
@@ -34,6 +37,7 @@ import numpy as np
 __all__ = [
     "ARCHIVE",
     "CLASSES",
+    "DECODING",
     "FEATURES",
     "FOLDER",
     "HISTORY",
@@ -57,7 +61,7 @@ FEATURES = 4
 TEST_WINDOWS = 2
 CLASSES = ("outage", "weak", "fair", "strong")
 _OUTAGE_LOSS = 0.5
-_ERROR_RSSI = 128
+_ERROR_RSSI = -128
 _NOISE_DIR = re.compile(r"dbm(-?\d+)$")
 
 
@@ -70,6 +74,7 @@ def _link_windows(raw: bytes, noise_dbm: float) -> np.ndarray | None:
     if values.size % 2:
         raise ValueError("odd number of values (expected `seq rssi` lines)")
     seq, rssi = values[0::2], values[1::2]
+    rssi = np.where(rssi >= 128, rssi - 256, rssi)  # the byte is signed
     keep = (seq >= 0) & (seq < FRAMES)
     seq, rssi = seq[keep], rssi[keep]
     got = np.zeros(FRAMES, dtype=bool)
@@ -116,6 +121,10 @@ def _read_links(archive: Path) -> List[np.ndarray]:
     return [w for _, w in found]
 
 
+#: What the decoded arrays depend on beside the archive (part of the cache key).
+DECODING = (FRAMES, WINDOW_FRAMES, HISTORY, FEATURES, TEST_WINDOWS, _OUTAGE_LOSS, "signed-rssi")
+
+
 def decode_wifi(folder: Path, split: str) -> Tuple[np.ndarray, np.ndarray]:
     """The trace task's samples of one split.
 
@@ -127,8 +136,11 @@ def decode_wifi(folder: Path, split: str) -> Tuple[np.ndarray, np.ndarray]:
         x: ``[N, 1, HISTORY, FEATURES]`` float32; y: ``[N]`` int64 index into :data:`CLASSES`.
 
     Raises:
-        ValueError: a malformed member (the message names it), or no link in the archive.
+        ValueError: ``split`` is neither, a malformed member (the message names it), no
+            link in the archive, or no training window that is not an outage.
     """
+    if split not in ("train", "test"):
+        raise ValueError(f"`split` must be 'train' or 'test', got {split!r}")
     links = _read_links(folder / ARCHIVE)
     if not links:
         raise ValueError(f"{folder / ARCHIVE}: no link with a received frame")
@@ -139,6 +151,8 @@ def decode_wifi(folder: Path, split: str) -> Tuple[np.ndarray, np.ndarray]:
     # RSSI terciles of the training targets that are not outages (the same for both splits).
     tr = stack[:, train_targets]
     live = tr[..., 4] < _OUTAGE_LOSS
+    if not live.any():
+        raise ValueError(f"{folder / ARCHIVE}: every training window is an outage")
     edges = np.quantile(tr[..., 1][live], [1.0 / 3.0, 2.0 / 3.0])
     chosen = train_targets if split == "train" else targets[targets >= first_test]
     xs = [stack[:, t - HISTORY : t, :FEATURES] for t in chosen]

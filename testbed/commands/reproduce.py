@@ -11,10 +11,17 @@ import typer
 def reproduce(
     paper: str = typer.Argument(..., help="Which paper: s2 (seed paper 2)."),
     scale: str = typer.Option(
-        "smoke", "--scale", help="smoke (minutes, checks every study runs) or full (hours)."
+        "smoke",
+        "--scale",
+        help="smoke (minutes: checks every study runs), medium (half an hour on 2 cores) or "
+        "full (hours; a many-core server).",
     ),
     seeds: int = typer.Option(
-        None, "--seeds", min=2, help="Seeds of the comparison and ablations [default: the scale's]."
+        None,
+        "--seeds",
+        min=2,
+        max=100,
+        help="Seeds of the comparison and ablations [default: the scale's].",
     ),
     engine: str = typer.Option(
         "sim", "--engine", help="sim (in-process simulator) or processes (networked testbed)."
@@ -26,13 +33,15 @@ def reproduce(
     """Run the paper's experiments and write DIR/report.md and report.html, every figure as
     PNG and every table as CSV. A rerun with the same --out reuses the runs already made."""
     from reproduce import PAPERS, reproduce_s2
+    from reproduce.plan import SCALES
+    from reproduce.runner import ENGINES
 
     if paper not in PAPERS:
         raise typer.BadParameter(f"must be one of {', '.join(PAPERS)}", param_hint="PAPER")
-    if scale not in ("smoke", "full"):
-        raise typer.BadParameter("must be smoke or full", param_hint="--scale")
-    if engine not in ("sim", "processes"):
-        raise typer.BadParameter("must be sim or processes", param_hint="--engine")
+    if scale not in SCALES:
+        raise typer.BadParameter(f"must be one of {', '.join(SCALES)}", param_hint="--scale")
+    if engine not in ENGINES:
+        raise typer.BadParameter(f"must be one of {', '.join(ENGINES)}", param_hint="--engine")
     out = out or Path("runs") / f"reproduce-{paper}-{scale}"
     started = time.perf_counter()
     report = reproduce_s2(out, scale=scale, seeds=seeds, engine=engine)

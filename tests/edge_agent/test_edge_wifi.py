@@ -94,3 +94,14 @@ def test_the_real_traces_load_balanced_and_the_model_takes_them() -> None:
     assert len(test) == len(train) // 2  # 2 test targets per link against 4 for training
     logits = build_model("wifi_mlp")(torch.from_numpy(test.x[:8]))
     assert tuple(logits.shape) == (8, 4)
+
+
+def test_the_rssi_byte_is_signed_and_128_is_an_error() -> None:
+    raw = "\n".join(f"{seq} {255 if seq < 15 else (128 if seq < 20 else 3)}" for seq in range(30))
+    windows = wifi._link_windows((raw + "\n").encode(), noise_dbm=0.0)
+    assert windows is not None
+    # Window 0: 15 frames at -1 and 10 at 3 clean, 5 in error (received, not clean).
+    assert windows[0, 0] == pytest.approx(25 / 30)  # delivered cleanly
+    assert windows[0, 1] == pytest.approx((15 * -1 + 10 * 3) / 25 / 32)  # mean RSSI / 32
+    assert windows[0, 4] == pytest.approx(0.0)  # every frame arrived: no loss
+    assert windows[1, 4] == pytest.approx(1.0)  # nothing in window 1

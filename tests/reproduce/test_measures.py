@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from reproduce.measures import measure, update_bits
-from reproduce.plan import METHODS, SCALES, cells, study_spec
+from reproduce.measures import RunMeasures, measure, update_bits
+from reproduce.plan import METHODS, SCALES, Cell, cells, study_spec
+from reproduce.tables import Result, strongest_baseline, ttest
 
 
 def _round(
@@ -70,3 +71,37 @@ def test_every_method_of_a_study_gets_the_same_experiment_but_its_algorithm() ->
         assert all(s == specs[0] for s in specs), key
     keys = [c.key for c in cells(scale)]
     assert len(keys) == len(set(keys))
+
+
+def _result(method: str, seed: int, accuracy: float, latency: float) -> Result:
+    spec = study_spec(SCALES["smoke"], name="t", method=method, seed=seed)
+    m = RunMeasures(accuracy, 0.1, latency, 1.0, 0.0, math.nan, 1.0, 1.0)
+    return Result(Cell("comparison", method, None, seed, spec), [], m)
+
+
+def test_table5_pairs_by_seed_and_a_positive_t_means_proposed_is_better() -> None:
+    # Proposed: more accurate and faster on every seed; listed out of seed order.
+    runs = [
+        _result("proposed", 1, 0.62, 2.0),
+        _result("proposed", 0, 0.60, 1.0),
+        _result("proposed", 2, 0.55, 3.5),
+        *(
+            _result(m, s, 0.10, 9.0)
+            for m in METHODS
+            if m not in ("proposed", "jcc")
+            for s in range(3)
+        ),
+        _result("jcc", 0, 0.50, 1.5),
+        _result("jcc", 2, 0.54, 4.5),
+        _result("jcc", 1, 0.58, 3.0),
+    ]
+    assert strongest_baseline(runs) == "jcc"
+    rows = {r["metric"]: r for r in ttest(runs)}
+    acc, lat = rows["accuracy"], rows["model_latency_s"]
+    assert acc["n"] == 3
+    assert acc["mean_gain"] == pytest.approx((0.10 + 0.04 + 0.01) / 3)  # paired by seed
+    assert acc["t"] > 0
+    assert acc["proposed_better"]
+    assert lat["mean_gain"] == pytest.approx((0.5 + 1.0 + 1.0) / 3)  # baseline minus proposed
+    assert lat["t"] > 0
+    assert lat["proposed_better"]
