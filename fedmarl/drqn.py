@@ -64,6 +64,9 @@ class DRQNConfig:
     min_replay: int = 16
     """Sequences per agent before learning starts."""
     seed: int = 0
+    recurrent: bool = True
+    """False: the LSTM is replaced by a dense layer and no state is carried (the independent
+    DQN baseline; its sequences are then just batches of transitions)."""
 
     def __post_init__(self) -> None:
         for name in ("hidden", "dense", "trace_length", "sequence_period", "batch_size"):
@@ -92,6 +95,7 @@ class _StackedNet:
 
     def __init__(self, n: int, obs: int, actions: int, cfg: DRQNConfig, gen: torch.Generator):
         h, d = cfg.hidden, cfg.dense
+        self.recurrent = cfg.recurrent
         self.params: dict[str, torch.Tensor] = {
             "w_in": _init(n, obs, d, gen),
             "b_in": torch.zeros(n, 1, d),
@@ -113,6 +117,10 @@ class _StackedNet:
         x = torch.relu(torch.bmm(obs.reshape(n, b * t, o), p["w_in"]) + p["b_in"])
         gates_x = (torch.bmm(x, p["w_x"]) + p["b_lstm"]).reshape(n, b, t, -1)
         h, c = state
+        if not self.recurrent:  # a dense layer in the LSTM's place (gates_x's first block)
+            hs = torch.relu(gates_x[..., : h.shape[-1]]).reshape(n, b * t, -1)
+            q = (torch.bmm(hs, p["w_out"]) + p["b_out"]).reshape(n, b, t, -1)
+            return q, (h, c)
         outs = []
         for k in range(t):  # BPTT over the trace
             gates = gates_x[:, :, k] + torch.bmm(h, p["w_h"])
