@@ -11,6 +11,7 @@ from testbed.commands import (
     bench_alloc,
     bench_chaos,
     bench_csi,
+    bench_fedmarl,
     bench_link,
     bench_load,
     bench_round,
@@ -27,3 +28,4 @@ app.command("load")(bench_load.load)
 app.command("chaos")(bench_chaos.chaos)
 app.command("round")(bench_round.round_)
 app.command("scale")(bench_scale.scale)
+app.command("fedmarl")(bench_fedmarl.fedmarl)
