@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-__all__ = ["DRQN", "DRQNConfig", "SequenceReplay"]
+__all__ = ["DRQN", "DRQNConfig", "SequenceReplay", "StackedQNet"]
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def _init(n: int, fan_in: int, fan_out: int, gen: torch.Generator) -> torch.Tens
     return (torch.rand(n, fan_in, fan_out, generator=gen) * 2 - 1) * bound
 
 
-class _StackedNet:
+class StackedQNet:
     """N independent nets ``obs -> dense(ReLU) -> LSTM -> Q`` as stacked parameters."""
 
     def __init__(self, n: int, obs: int, actions: int, cfg: DRQNConfig, gen: torch.Generator):
@@ -132,7 +132,7 @@ class _StackedNet:
         q = (torch.bmm(hs, p["w_out"]) + p["b_out"]).reshape(n, b, t, -1)
         return q, (h, c)
 
-    def copy_from(self, other: _StackedNet) -> None:
+    def copy_from(self, other: StackedQNet) -> None:
         with torch.no_grad():
             for k, v in other.params.items():
                 self.params[k].copy_(v)
@@ -204,8 +204,8 @@ class DRQN:
         self.cfg = c = cfg or DRQNConfig()
         self.n, self.obs_size, self.n_actions = agents, obs_size, actions
         gen = torch.Generator().manual_seed(c.seed)
-        self.online = _StackedNet(agents, obs_size, actions, c, gen)
-        self.target = _StackedNet(agents, obs_size, actions, c, gen)
+        self.online = StackedQNet(agents, obs_size, actions, c, gen)
+        self.target = StackedQNet(agents, obs_size, actions, c, gen)
         self.target.copy_from(self.online)
         self.optimiser = torch.optim.Adam(list(self.online.params.values()), lr=c.learning_rate)
         self.replay = SequenceReplay(agents, obs_size, c)

@@ -2,6 +2,8 @@
 
 - ``fedmarl``: the agents' DRQNs (:mod:`fedmarl.drqn`), federated every R episodes through
   secure aggregation (:mod:`fedmarl.federation`);
+- ``centralised``: VDN over one shared recurrent agent that also sees the global state
+  (:mod:`fedmarl.vdn`), trained centrally on the team's reward;
 - ``dqn``: independent DQN, no recurrence and no federation (each agent alone);
 - ``local``: everything computed locally at the highest CPU level;
 - ``offload``: everything offloaded, each agent on a sub-band of its own where there are
@@ -145,7 +147,7 @@ class _Learner:
 
 
 #: The methods of the comparison: the proposed one first.
-METHODS = ("fedmarl", "dqn", "local", "offload", "random", "greedy")
+METHODS = ("fedmarl", "centralised", "dqn", "local", "offload", "random", "greedy")
 
 
 def make_policy(
@@ -168,6 +170,10 @@ def make_policy(
     if name == "fedmarl":
         fed = Federation(env.possible_agents, secure=secure) if env.config.agents > 1 else None
         return _Learner(name, env, base, fed, federate_every)
+    if name == "centralised":
+        from fedmarl.vdn import VDN
+
+        return VDN(env, base)
     if name == "dqn":
         flat = DRQNConfig(**{**base.__dict__, "recurrent": False, "burn_in_length": 0})
         return _Learner(name, env, flat, None, federate_every)
