@@ -14,10 +14,17 @@ from typing import cast
 
 from reproduce.runner import ENGINES, Engine
 
-__all__ = ["PAPERS", "reproduce_s2"]
+__all__ = ["PAPERS", "reproduce_s1", "reproduce_s2"]
 
 #: The papers `testbed reproduce` knows.
-PAPERS = ("s2",)
+PAPERS = ("s1", "s2")
+
+
+def reproduce_s1(out: Path, *, scale: str = "smoke", progress: bool = True) -> Path:
+    """Seed paper 1's comparisons (:mod:`reproduce.s1`); the report's path."""
+    from reproduce.s1 import reproduce_s1 as run
+
+    return run(out, scale=scale, progress=progress)
 
 
 def reproduce_s2(

@@ -19,7 +19,7 @@ from reproduce.measures import finite_mean
 from reproduce.plan import ABLATIONS, METHODS, TASKS, Scale
 from reproduce.tables import Result, Row
 
-__all__ = ["CSV_FILES", "ReportFacts", "write_report"]
+__all__ = ["CSV_FILES", "ReportFacts", "write_csv", "write_html", "write_report"]
 
 #: The tables the report writes (``DIR/<name>.csv``).
 CSV_FILES = (
@@ -48,7 +48,8 @@ class ReportFacts:
     runs_reused: int
 
 
-def _csv(rows: Sequence[Row], path: Path) -> None:
+def write_csv(rows: Sequence[Row], path: Path) -> None:
+    """``rows`` as CSV (the union of their keys as columns; None empty, NaN ``nan``)."""
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
@@ -521,8 +522,6 @@ def _header(facts: ReportFacts, results: Sequence[Result]) -> str:
 
 def write_report(out: Path, results: Sequence[Result], scale: Scale, facts: ReportFacts) -> Path:
     """Write the tables, figures, ``report.md`` and ``report.html`` to ``out``; the .md path."""
-    import markdown
-
     from edge_agent.models import build_model, num_parameters
 
     built = {
@@ -547,7 +546,7 @@ def write_report(out: Path, results: Sequence[Result], scale: Scale, facts: Repo
         ],
     }
     for name in CSV_FILES:
-        _csv(built[name], out / f"{name}.csv")
+        write_csv(built[name], out / f"{name}.csv")
     figures.plot_comparison(built["comparison"], out / "fig6_comparison.png", scale.target_accuracy)
     figures.plot_convergence(built["convergence"], out / "fig7_convergence.png")
     figures.plot_bandwidth(built["bandwidth"], out / "fig8_bandwidth.png")
@@ -578,14 +577,21 @@ def write_report(out: Path, results: Sequence[Result], scale: Scale, facts: Repo
         ]
     )
     (out / "report.md").write_text(md + "\n")
-    body = markdown.markdown(md, extensions=["tables"])
-    (out / "report.html").write_text(_HTML.format(body=body))
+    write_html(md, out / "report.html", title="Reproduction of seed paper 2")
     return out / "report.md"
+
+
+def write_html(md: str, path: Path, *, title: str) -> None:
+    """The Markdown report ``md`` as a standalone HTML page (no external resources)."""
+    import markdown
+
+    body = markdown.markdown(md, extensions=["tables"])
+    path.write_text(_HTML.format(body=body, title=title))
 
 
 _HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>Reproduction of seed paper 2</title>
+<title>{title}</title>
 <style>
 body {{ font-family: sans-serif; max-width: 70em; margin: 2em auto; line-height: 1.45; }}
 table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}

@@ -16,6 +16,12 @@ from typing import Any
 __all__ = ["run_fedmarl_bench"]
 
 
+def _parameters(policy: Any) -> int | None:
+    """Parameters of one agent's network (None for a heuristic)."""
+    net = getattr(policy, "net", None)
+    return int(net.online_vectors().shape[1]) if net is not None else None
+
+
 def run_fedmarl_bench(
     agents: Sequence[int],
     *,
@@ -25,9 +31,12 @@ def run_fedmarl_bench(
     secure: bool = True,
     methods: Sequence[str] | None = None,
     seed: int = 0,
+    eval_episodes: int = 3,
+    returns: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """The bench's JSON object: ``rows`` (one per method and agent count) and its settings."""
+    """The bench's JSON object: ``rows`` (one per method and agent count) and its settings;
+    with ``returns`` each row also holds its training curve (``returns``: one per episode)."""
     import torch
     from tqdm import tqdm
 
@@ -53,11 +62,18 @@ def run_fedmarl_bench(
                         method, env, seed=seed, federate_every=federate_every, secure=secure
                     )
                     result = train_and_evaluate(
-                        env, policy, episodes=episodes if policy.learns else 1, seed=seed
+                        env,
+                        policy,
+                        episodes=episodes if policy.learns else 1,
+                        eval_episodes=eval_episodes,
+                        seed=seed,
                     )
                     row: dict[str, Any] = {"method": method, "agents": n, **result.metrics}
                     row["s_per_episode"] = result.s_per_episode
                     row["final_return"] = result.returns[-1] if result.returns else None
+                    if returns:
+                        row["returns"] = result.returns
+                        row["parameters"] = _parameters(policy)
                     fed = getattr(policy, "federation", None)
                     if fed is not None and fed.costs:
                         cost = fed.costs[-1]
