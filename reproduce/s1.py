@@ -102,6 +102,12 @@ def _fmt(v: Any, pct: bool = False) -> str:
     return f"{v:.3g}" if abs(v) >= 1e4 else f"{v:.3f}"
 
 
+_UNITS = (
+    "tasks are kilobits computed at nanojoules per cycle; the paper gives neither its task "
+    "sizes nor its energy model."
+)
+
+
 def _markdown(
     scale: S1Scale, rows: Sequence[dict[str, Any]], overhead: Sequence[dict[str, Any]], wall: float
 ) -> str:
@@ -159,7 +165,7 @@ def _markdown(
             f"{PAPER['bits_per_joule']} bits/J for its agents against "
             f"{PAPER['dqn_bits_per_joule']} for DQN. Here the most successful method at {most} "
             f"agents is {best}. Our bits/J are orders of magnitude above the paper's because our "
-            "tasks are kilobits computed at nanojoules per cycle; the paper gives neither its task sizes nor its energy model.",
+            + _UNITS,
             "## Reliability and overhead from few to many agents",
             "Federated DRQN's URLLC reliability by agent count: "
             + ", ".join(f"{n}: {_fmt(v, True)}" for n, v in sorted(rel.items()))
