@@ -9,9 +9,9 @@
 - ``offload``: everything offloaded, each agent on a sub-band of its own where there are
   enough (agent ``i`` on sub-band ``i mod K``);
 - ``random``: a uniformly random action;
-- ``greedy``: offload on the sub-band with the best SNR among those nobody collided on last
-  slot when the upload alone meets the deadline, else compute locally at the lowest CPU level
-  that meets it (DVFS to the deadline), else at the highest.
+- ``greedy``: compute locally at the lowest CPU level that meets the head task's deadline
+  (DVFS to the deadline); where none does, offload on a sub-band without a collision last
+  slot (drawn at random among them).
 
 Every policy sees the environment's observations; the heuristics also read the agent's own
 head task and channel from the environment (what the agent itself knows), never the others'.
@@ -81,25 +81,24 @@ class _Heuristic:
             return env.levels + np.arange(n, dtype=np.int64) % k
         if self.name == "random":
             return self.rng.integers(env.n_actions, size=n).astype(np.int64)
-        return _greedy(env)
+        return _greedy(env, self.rng)
 
 
-def _greedy(env: FedEdgeEnv) -> NDArrayInt:
-    """Offload when the upload meets the deadline, else DVFS to the deadline (see module)."""
+def _greedy(env: FedEdgeEnv, rng: np.random.Generator) -> NDArrayInt:
+    """DVFS to the deadline: the lowest CPU level that finishes the head task in time; where
+    none does, offload on a sub-band drawn among those without a collision last slot (the
+    least loaded the agent can tell; random, so agents do not all move to the same one)."""
     c = env.config
     head = np.clip(env.q_class[:, 0], 0, None)
-    bits = env._bits[head] * env.q_left[:, 0]
-    cycles = bits * env._cpb[head]
+    cycles = env._bits[head] * env.q_left[:, 0] * env._cpb[head]
     slack = np.maximum(1, env._deadline[head] - env.q_age[:, 0] - 1)  # slots left
-    snr = np.where(env.collided, -np.inf, env.snr())
-    band = snr.argmax(axis=1)
-    rate = env._band_hz * np.log2(1 + np.maximum(snr[np.arange(c.agents), band], 0.0))
-    upload_slots = bits / np.maximum(rate * c.slot_s, 1e-9)
     need_hz = cycles / (slack * c.slot_s)  # [N]
     fits = env.freq_hz >= need_hz[:, None]  # [N, levels]
-    level = np.where(fits.any(axis=1), fits.argmax(axis=1), env.levels - 1)
-    offload = upload_slots + 1 <= slack
-    return np.where(offload, env.levels + band, level).astype(np.int64)
+    free = ~env.collided
+    free = np.where(free.any(axis=1, keepdims=True), free, True)
+    weights = free * rng.random(free.shape)
+    band = weights.argmax(axis=1)
+    return np.where(fits.any(axis=1), fits.argmax(axis=1), env.levels + band).astype(np.int64)
 
 
 class _Learner:
