@@ -67,11 +67,11 @@ __all__ = [
 _API = "/api/v1"
 _MiB = 2**20
 #: Parameters of each built-in model (``edge_agent.models.num_parameters``), smallest first.
-MODEL_PARAMETERS: dict[str, int] = {"mnist_cnn": 80_202, "cifar_cnn": 815_018}
+MODEL_PARAMETERS: dict[str, int] = {"wifi_mlp": 5_508, "mnist_cnn": 80_202, "cifar_cnn": 815_018}
 #: The dataset each model is for (``protocol.spec`` cross-checks the pair).
-_MODEL_DATASET = {"mnist_cnn": "mnist", "cifar_cnn": "cifar10"}
+_MODEL_DATASET = {"wifi_mlp": "wifi", "mnist_cnn": "mnist", "cifar_cnn": "cifar10"}
 #: Test-set sizes, samples (an evaluate report's ``total`` is one shard of it).
-_TEST_SIZES = {"mnist": 10_000, "cifar10": 10_000}
+_TEST_SIZES = {"wifi": 6_214, "mnist": 10_000, "cifar10": 10_000}
 #: Local samples per client the spec caps (each agent reports this many).
 _SAMPLES_PER_CLIENT = 50
 #: Stages whose submission is as big as the model.

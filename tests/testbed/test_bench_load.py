@@ -44,7 +44,14 @@ def test_model_sizes_are_the_built_in_models() -> None:
 
 @pytest.mark.parametrize(
     ("dim", "model"),
-    [(1, "mnist_cnn"), (80_202, "mnist_cnn"), (80_203, "cifar_cnn"), (10**9, "cifar_cnn")],
+    [
+        (1, "wifi_mlp"),
+        (5_508, "wifi_mlp"),
+        (5_509, "mnist_cnn"),
+        (80_202, "mnist_cnn"),
+        (80_203, "cifar_cnn"),
+        (10**9, "cifar_cnn"),
+    ],
 )
 def test_the_smallest_model_at_least_dim_else_the_largest(dim: int, model: str) -> None:
     assert pick_model(dim) == model
