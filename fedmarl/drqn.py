@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-__all__ = ["DRQN", "DRQNConfig", "SequenceReplay", "StackedQNet"]
+__all__ = ["DRQN", "DRQNConfig", "SequenceReplay", "StackedQNet", "epsilon_at", "epsilon_greedy"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,20 @@ class DRQNConfig:
     def length(self) -> int:
         """Transitions per stored sequence."""
         return self.burn_in_length + self.trace_length
+
+
+def epsilon_at(cfg: DRQNConfig, steps: int) -> float:
+    """The exploration rate after ``steps`` slots: linear from start to end over the decay."""
+    frac = min(1.0, steps / max(1, cfg.epsilon_decay_steps))
+    return cfg.epsilon_start + frac * (cfg.epsilon_end - cfg.epsilon_start)
+
+
+def epsilon_greedy(
+    greedy: npt.NDArray[np.int64], actions: int, epsilon: float, rng: np.random.Generator
+) -> npt.NDArray[np.int64]:
+    """Each of ``greedy`` ``[N]`` replaced by a uniform action with probability ``epsilon``."""
+    random = rng.integers(actions, size=greedy.shape)
+    return np.where(rng.random(greedy.shape) < epsilon, random, greedy)
 
 
 def _init(n: int, fan_in: int, fan_out: int, gen: torch.Generator) -> torch.Tensor:
@@ -226,9 +240,7 @@ class DRQN:
 
     @property
     def epsilon(self) -> float:
-        c = self.cfg
-        frac = min(1.0, self.steps / max(1, c.epsilon_decay_steps))
-        return c.epsilon_start + frac * (c.epsilon_end - c.epsilon_start)
+        return epsilon_at(self.cfg, self.steps)
 
     def act(self, obs: npt.NDArray[np.float32], explore: bool = True) -> npt.NDArray[np.int64]:
         """``[N]`` actions for ``obs [N, O]`` (epsilon-greedy when ``explore``)."""
@@ -238,10 +250,7 @@ class DRQN:
         with torch.no_grad():
             q, self._state = self.online.forward(torch.from_numpy(obs)[:, None, None], self._state)
         greedy = q[:, 0, 0].argmax(dim=1).numpy().astype(np.int64)
-        if not explore:
-            return greedy
-        random = self.rng.integers(self.n_actions, size=self.n)
-        return np.where(self.rng.random(self.n) < self.epsilon, random, greedy)
+        return epsilon_greedy(greedy, self.n_actions, self.epsilon, self.rng) if explore else greedy
 
     def observe(
         self,

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from fedmarl.drqn import DRQNConfig, StackedQNet
+from fedmarl.drqn import DRQNConfig, StackedQNet, epsilon_at, epsilon_greedy
 from fedmarl.env import FedEdgeEnv
 
 __all__ = ["VDN"]
@@ -66,9 +66,7 @@ class VDN:
 
     @property
     def epsilon(self) -> float:
-        c = self.cfg
-        frac = min(1.0, self.steps / max(1, c.epsilon_decay_steps))
-        return c.epsilon_start + frac * (c.epsilon_end - c.epsilon_start)
+        return epsilon_at(self.cfg, self.steps)
 
     def act(
         self, env: FedEdgeEnv, obs: npt.NDArray[np.float32], explore: bool
@@ -80,10 +78,7 @@ class VDN:
         with torch.no_grad():
             q, self._state = self.online.forward(torch.from_numpy(x)[None, :, None], self._state)
         greedy = q[0, :, 0].argmax(dim=1).numpy().astype(np.int64)
-        if not explore:
-            return greedy
-        random = self.rng.integers(self.n_actions, size=self.n)
-        return np.where(self.rng.random(self.n) < self.epsilon, random, greedy)
+        return epsilon_greedy(greedy, self.n_actions, self.epsilon, self.rng) if explore else greedy
 
     def observe(
         self,
