@@ -32,7 +32,15 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-__all__ = ["DRQN", "DRQNConfig", "SequenceReplay", "StackedQNet", "epsilon_at", "epsilon_greedy"]
+__all__ = [
+    "DRQN",
+    "DRQNConfig",
+    "SequenceReplay",
+    "StackedQNet",
+    "double_q",
+    "epsilon_at",
+    "epsilon_greedy",
+]
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,35 @@ def epsilon_greedy(
     """Each of ``greedy`` ``[N]`` replaced by a uniform action with probability ``epsilon``."""
     random = rng.integers(actions, size=greedy.shape)
     return np.where(rng.random(greedy.shape) < epsilon, random, greedy)
+
+
+def double_q(
+    online: StackedQNet,
+    target: StackedQNet,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    state: tuple[torch.Tensor, torch.Tensor],
+    burn_in: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Q of the actions taken and their double-Q targets' values, ``[S, B, T]`` each.
+
+    ``obs [S, B, L + 1, O]`` and ``actions [S, B, L]`` are sequences starting from ``state``;
+    the first ``burn_in`` steps only warm the state up (no gradient). The online net picks the
+    next action, the target net values it; only ``taken`` carries a gradient.
+    """
+    with torch.no_grad():
+        if burn_in:
+            _, online_state = online.forward(obs[:, :, :burn_in], state)
+            _, target_state = target.forward(obs[:, :, :burn_in], state)
+        else:
+            online_state = target_state = state
+        q_next_online, _ = online.forward(obs[:, :, burn_in:], online_state)
+        q_next_target, _ = target.forward(obs[:, :, burn_in:], target_state)
+    q, _ = online.forward(obs[:, :, burn_in:-1], online_state)
+    taken = q.gather(-1, actions[:, :, burn_in:, None]).squeeze(-1)
+    best = q_next_online[:, :, 1:].argmax(dim=-1, keepdim=True)
+    value = q_next_target[:, :, 1:].gather(-1, best).squeeze(-1)
+    return taken, value
 
 
 def _init(n: int, fan_in: int, fan_out: int, gen: torch.Generator) -> torch.Tensor:
@@ -288,18 +325,7 @@ class DRQN:
         rew = torch.from_numpy(rb.rewards[rows, idx])
         state = (torch.from_numpy(rb.h[rows, idx]), torch.from_numpy(rb.c[rows, idx]))
         burn = c.burn_in_length
-        with torch.no_grad():  # burn-in: warm the stored state up, no gradient
-            if burn:
-                _, online_state = self.online.forward(obs[:, :, :burn], state)
-                _, target_state = self.target.forward(obs[:, :, :burn], state)
-            else:
-                online_state = target_state = state
-            q_next_online, _ = self.online.forward(obs[:, :, burn:], online_state)
-            q_next_target, _ = self.target.forward(obs[:, :, burn:], target_state)
-        q, _ = self.online.forward(obs[:, :, burn:-1], online_state)
-        taken = q.gather(-1, act[:, :, burn:, None]).squeeze(-1)
-        best = q_next_online[:, :, 1:].argmax(dim=-1, keepdim=True)
-        value = q_next_target[:, :, 1:].gather(-1, best).squeeze(-1)
+        taken, value = double_q(self.online, self.target, obs, act, state, burn)
         td = rew[:, :, burn:] + c.discount * value - taken  # [N, B, T]
         w = torch.from_numpy(weights).float()[:, :, None]
         loss = (

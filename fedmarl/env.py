@@ -220,6 +220,7 @@ class FedEdgeEnv:
         self.beta = 10 ** (beta_db / 10)  # [N, L]
         shape = (n, k, c.aps, c.antennas)
         self._g = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / math.sqrt(2)
+        self._snr: NDArrayFloat | None = None
         self.t = 0
         self.q_class = np.full((n, c.queue), -1, dtype=np.int64)
         self.q_age = np.zeros((n, c.queue), dtype=np.int64)
@@ -295,9 +296,12 @@ class FedEdgeEnv:
         return (self.q_class >= 0).sum(axis=1)
 
     def snr(self) -> NDArrayFloat:
-        """``[N, K]`` the uplink SNR of each agent on each sub-band this slot (linear)."""
-        gain = np.einsum("nl,nkla->nk", self.beta, np.abs(self._g) ** 2)
-        return self.power_w[:, None] * gain / self._noise_w
+        """``[N, K]`` the uplink SNR of each agent on each sub-band this slot (linear); computed
+        once per slot (the fading changes only in :meth:`_fade` and :meth:`reset`)."""
+        if self._snr is None:
+            gain = np.einsum("nl,nkla->nk", self.beta, np.abs(self._g) ** 2)
+            self._snr = self.power_w[:, None] * gain / self._noise_w
+        return self._snr
 
     def _apply(self, act: NDArrayInt) -> tuple[NDArrayFloat, NDArrayFloat]:
         """Work on the head tasks; returns the completion reward minus energy cost and the
@@ -392,6 +396,7 @@ class FedEdgeEnv:
     def _fade(self) -> None:
         w = self._rng.standard_normal(self._g.shape) + 1j * self._rng.standard_normal(self._g.shape)
         self._g = self._rho * self._g + math.sqrt(1 - self._rho**2) * w / math.sqrt(2)
+        self._snr = None
 
     # -- observations and metrics ---------------------------------------------------------------
     def _obs_matrix(self) -> npt.NDArray[np.float32]:

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from fedmarl.drqn import DRQNConfig, StackedQNet, epsilon_at, epsilon_greedy
+from fedmarl.drqn import DRQNConfig, StackedQNet, double_q, epsilon_at, epsilon_greedy
 from fedmarl.env import FedEdgeEnv
 
 __all__ = ["VDN"]
@@ -117,18 +117,10 @@ class VDN:
             torch.from_numpy(self._h[idx]).reshape(1, b * n, -1),
             torch.from_numpy(self._c[idx]).reshape(1, b * n, -1),
         )
-        with torch.no_grad():
-            if burn:
-                _, on_state = self.online.forward(obs[:, :, :burn], state)
-                _, tg_state = self.target.forward(obs[:, :, :burn], state)
-            else:
-                on_state = tg_state = state
-            q_on, _ = self.online.forward(obs[:, :, burn:], on_state)
-            q_tg, _ = self.target.forward(obs[:, :, burn:], tg_state)
-        q, _ = self.online.forward(obs[:, :, burn:-1], on_state)
-        taken = q.gather(-1, act[:, :, burn:, None]).squeeze(-1).reshape(b, n, -1).sum(dim=1)
-        best = q_on[:, :, 1:].argmax(dim=-1, keepdim=True)
-        value = q_tg[:, :, 1:].gather(-1, best).squeeze(-1).reshape(b, n, -1).sum(dim=1)
+        taken, value = double_q(self.online, self.target, obs, act, state, burn)
+        # Q_tot: the agents' values summed, per sequence of the batch ([B * N] -> [B, N])
+        taken = taken.reshape(b, n, -1).sum(dim=1)
+        value = value.reshape(b, n, -1).sum(dim=1)
         td = rew[:, burn:] + c.discount * value - taken
         loss = torch.nn.functional.smooth_l1_loss(td, torch.zeros_like(td))
         self.optimiser.zero_grad()
