@@ -18,6 +18,7 @@ from reproduce.plan import METHODS, TASKS
 from reproduce.tables import Row
 
 __all__ = [
+    "method_lines",
     "plot_ablation",
     "plot_alpha",
     "plot_bandwidth",
@@ -47,13 +48,22 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _lines(ax: Any, rows: Sequence[Row], x: str, y: str, **where: Any) -> None:
+def method_lines(
+    ax: Any,
+    rows: Sequence[Row],
+    x: str,
+    y: str,
+    *,
+    methods: Sequence[str] = METHODS,
+    marker: str = ".",
+    **where: Any,
+) -> None:
     """One line per method of ``y`` against ``x`` over the rows that match ``where``."""
-    for method in METHODS:
+    for method in methods:
         mine = [
             r for r in rows if r["method"] == method and all(r[k] == v for k, v in where.items())
         ]
-        ax.plot([r[x] for r in mine], [r[y] for r in mine], marker=".", label=label(method))
+        ax.plot([r[x] for r in mine], [r[y] for r in mine], marker=marker, label=label(method))
 
 
 def _bars(ax: Any, rows: Sequence[Row], column: str, title: str) -> None:
@@ -88,8 +98,8 @@ def plot_convergence(rows: Sequence[Row], path: Path) -> Path:
     """Figure 7: accuracy against rounds and against modelled time."""
     plt = _plt()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    _lines(left, rows, "round", "accuracy_mean")
-    _lines(right, rows, "model_time_s_mean", "accuracy_mean")
+    method_lines(left, rows, "round", "accuracy_mean")
+    method_lines(right, rows, "model_time_s_mean", "accuracy_mean")
     left.set_xlabel("round")
     right.set_xlabel("modelled time, s")
     for ax in (left, right):
@@ -130,7 +140,7 @@ def plot_multitask(rows: Sequence[Row], path: Path) -> Path:
     plt = _plt()
     fig, axes = plt.subplots(1, len(TASKS), figsize=(12, 3.8))
     for ax, (task, *_) in zip(axes, TASKS, strict=True):
-        _lines(ax, rows, "round", "accuracy", task=task)
+        method_lines(ax, rows, "round", "accuracy", task=task)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("round")
         ax.set_ylabel("test accuracy (measured)")
@@ -144,7 +154,7 @@ def plot_snr(rows: Sequence[Row], path: Path) -> Path:
     """Figure 10: final accuracy against the pilot SNR, per method."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    _lines(ax, rows, "snr_db", "accuracy_mean")
+    method_lines(ax, rows, "snr_db", "accuracy_mean")
     ax.set_xlabel("pilot SNR, dB (every UE; radio.snr_override_db)")
     ax.set_ylabel("final test accuracy (measured)")
     ax.grid(alpha=0.3)
@@ -158,7 +168,7 @@ def plot_alpha(rows: Sequence[Row], path: Path, alphas: Sequence[float]) -> Path
     plt = _plt()
     fig, axes = plt.subplots(1, len(alphas), figsize=(3.2 * len(alphas), 3.6), squeeze=False)
     for ax, value in zip(axes[0], alphas, strict=True):
-        _lines(ax, rows, "round", "accuracy_mean", alpha=value)
+        method_lines(ax, rows, "round", "accuracy_mean", alpha=value)
         ax.set_title(f"alpha = {value:g}", fontsize=9)
         ax.set_xlabel("round")
         ax.grid(alpha=0.3)

@@ -19,7 +19,15 @@ from reproduce.measures import finite_mean
 from reproduce.plan import ABLATIONS, METHODS, TASKS, Scale
 from reproduce.tables import Result, Row
 
-__all__ = ["CSV_FILES", "ReportFacts", "write_csv", "write_html", "write_report"]
+__all__ = [
+    "CSV_FILES",
+    "ReportFacts",
+    "fmt",
+    "md_table",
+    "write_csv",
+    "write_html",
+    "write_report",
+]
 
 #: The tables the report writes (``DIR/<name>.csv``).
 CSV_FILES = (
@@ -68,7 +76,8 @@ def _cell(v: Any) -> Any:
     return v
 
 
-def _fmt(v: Any, digits: int = 3, pct: bool = False) -> str:
+def fmt(v: Any, digits: int = 3, pct: bool = False) -> str:
+    """A cell of the report: ``-`` for none or NaN, a percentage, or a number."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "inf" if isinstance(v, float) and math.isinf(v) else "-"
     if isinstance(v, bool):
@@ -85,11 +94,12 @@ def _fmt(v: Any, digits: int = 3, pct: bool = False) -> str:
 def _pm(row: Row, name: str, pct: bool = False, digits: int = 3) -> str:
     mean, ci = row[f"{name}_mean"], row[f"{name}_ci95"]
     if not math.isfinite(ci):
-        return _fmt(mean, digits, pct)
-    return f"{_fmt(mean, digits, pct)} ± {_fmt(ci, digits, pct)}"
+        return fmt(mean, digits, pct)
+    return f"{fmt(mean, digits, pct)} ± {fmt(ci, digits, pct)}"
 
 
-def _table(headers: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+def md_table(headers: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    """A Markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(row) + " |" for row in body]
     return "\n".join(lines)
@@ -112,7 +122,7 @@ def _why(scale: Scale, n_params: int, n_test: int, acc: float) -> str:
         f"for {scale.rounds} rounds of one local epoch over {scale.samples_per_client} samples "
         f"per client on {scale.ues} UEs (the paper gives neither its model nor its budget and "
         f"shows curves to about 200 rounds); test accuracy is measured on the {n_test} CIFAR-10 "
-        f"test images we have, whose standard error is about {_fmt(se, 3, pct=True)} at our "
+        f"test images we have, whose standard error is about {fmt(se, 3, pct=True)} at our "
         "accuracy (about 1 point near 90%); latency and energy are modelled by our system model "
         "(DESIGN section 5, board profiles of a Raspberry Pi 4 and a Jetson Nano) and our link "
         "layer (5G NR MCS, BLER curves and HARQ, DESIGN section 12), which the paper does not "
@@ -124,11 +134,11 @@ def _ours_and_paper(r: Row) -> list[str]:
     """Accuracy, latency and energy, each ours (mean ± 95%) then the paper's."""
     return [
         _pm(r, "accuracy", pct=True),
-        _fmt(r["paper_accuracy"], pct=True),
+        fmt(r["paper_accuracy"], pct=True),
         _pm(r, "model_latency_s"),
-        _fmt(r["paper_model_latency_s"], 2),
+        fmt(r["paper_model_latency_s"], 2),
         _pm(r, "model_energy_j"),
-        _fmt(r["paper_model_energy_j"], 2),
+        fmt(r["paper_model_energy_j"], 2),
     ]
 
 
@@ -140,9 +150,9 @@ def _section_comparison(rows: Sequence[Row], scale: Scale, why: str) -> str:
                 paper.label(r["method"]),
                 *_ours_and_paper(r),
                 _pm(r, "fairness_var", digits=4),
-                _fmt(r["paper_fairness_var"]),
+                fmt(r["paper_fairness_var"]),
                 _pm(r, "model_dropout_rate", pct=True),
-                f"{_fmt(r['rounds_to_target_mean'], 1)} ({r['target_reached_seeds']}/{r['seeds']})",
+                f"{fmt(r['rounds_to_target_mean'], 1)} ({r['target_reached_seeds']}/{r['seeds']})",
             ]
         )
     order = _rank(rows, "accuracy_mean")
@@ -152,11 +162,11 @@ def _section_comparison(rows: Sequence[Row], scale: Scale, why: str) -> str:
     text = (
         f"By mean final accuracy the order is {', '.join(paper.label(m) for m in order)}: the "
         f"proposed method is {'#' + str(place) if place else 'unranked'} of {len(rows)} here "
-        f"(the paper has it first, at {_fmt(paper.COMPARISON['proposed']['accuracy'], pct=True)}). "
+        f"(the paper has it first, at {fmt(paper.COMPARISON['proposed']['accuracy'], pct=True)}). "
         "By modelled round latency the fastest is "
         f"{paper.label(fastest[0]) if fastest else '-'}; the proposed method's is "
-        f"{_fmt(ours['model_latency_s_mean'], 2)} s against the paper's "
-        f"{_fmt(paper.COMPARISON['proposed']['latency_s'], 2)} s."
+        f"{fmt(ours['model_latency_s_mean'], 2)} s against the paper's "
+        f"{fmt(paper.COMPARISON['proposed']['latency_s'], 2)} s."
     )
     return "\n\n".join(
         [
@@ -166,7 +176,7 @@ def _section_comparison(rows: Sequence[Row], scale: Scale, why: str) -> str:
             "measured (real training, the test set); latency, energy and dropouts are modelled. "
             f"Rounds to target: rounds until the test accuracy reached {scale.target_accuracy:.0%} "
             "(the paper's target is 90%), over the seeds that reached it (reached/seeds).",
-            _table(
+            md_table(
                 [
                     "method",
                     "accuracy",
@@ -196,8 +206,8 @@ def _section_convergence(rows: Sequence[Row]) -> str:
         [
             paper.label(m),
             str(last[m]["round"]),
-            _fmt(last[m]["accuracy_mean"], pct=True),
-            _fmt(last[m]["model_time_s_mean"], 1),
+            fmt(last[m]["accuracy_mean"], pct=True),
+            fmt(last[m]["model_time_s_mean"], 1),
         ]
         for m in METHODS
         if m in last
@@ -209,7 +219,7 @@ def _section_convergence(rows: Sequence[Row]) -> str:
             "The paper: the proposed method reaches 90% after about 115 rounds, FedAvg after "
             "170, JCC after about 150. Ours, at the last round (modelled time is the sum of the "
             "modelled round latencies):",
-            _table(["method", "round", "accuracy", "modelled time s"], body),
+            md_table(["method", "round", "accuracy", "modelled time s"], body),
             "A method that plans shorter rounds moves left on the right-hand plot even where "
             "it learns no faster per round.",
         ]
@@ -222,12 +232,12 @@ def _section_ttest(rows: Sequence[Row]) -> str:
             r["metric"],
             paper.label(r["baseline"]),
             str(r["n"]),
-            _fmt(r["mean_gain"], 4),
-            _fmt(r["t"], 2),
-            _fmt(r["p"], 4),
-            _fmt(r["significant_1pct"]),
-            _fmt(r["proposed_better"]),
-            _fmt(r["paper_t"], 2),
+            fmt(r["mean_gain"], 4),
+            fmt(r["t"], 2),
+            fmt(r["p"], 4),
+            fmt(r["significant_1pct"]),
+            fmt(r["proposed_better"]),
+            fmt(r["paper_t"], 2),
         ]
         for r in rows
     ]
@@ -241,7 +251,7 @@ def _section_ttest(rows: Sequence[Row]) -> str:
             "better (higher accuracy, lower latency or energy). The strongest baseline is the "
             "one with the highest mean final accuracy here (the paper's is JCC, and all its "
             "tests have p < 0.01).",
-            _table(
+            md_table(
                 [
                     "metric",
                     "baseline",
@@ -288,7 +298,7 @@ def _section_bandwidth(rows: Sequence[Row]) -> str:
             f"The proposed method's planned bandwidth for {ues} users over {n_rounds} rounds "
             "(seed 0), beside the channel gain it planned with (estimated from the APs' CSI). "
             "The paper: users in deep fades get more bandwidth. Here the Spearman correlation "
-            f"of bandwidth with gain (dB) over all users and rounds is {_fmt(corr, 2)}: {trend}.",
+            f"of bandwidth with gain (dB) over all users and rounds is {fmt(corr, 2)}: {trend}.",
         ]
     )
 
@@ -299,12 +309,12 @@ def _section_multitask(rows: Sequence[Row], sizes: dict[str, int]) -> str:
         final[(r["method"], r["task"])] = r["accuracy"]
     tasks = [t for t, *_ in TASKS]
     body = [
-        [paper.label(m)] + [_fmt(final.get((m, t), math.nan), pct=True) for t in tasks]
+        [paper.label(m)] + [fmt(final.get((m, t), math.nan), pct=True) for t in tasks]
         for m in METHODS
     ]
     body.append(
         ["paper, proposed at round 150"]
-        + [_fmt(paper.MULTITASK_ROUND_150[t], pct=True) for t in tasks]
+        + [fmt(paper.MULTITASK_ROUND_150[t], pct=True) for t in tasks]
     )
 
     def top(task: str) -> str:
@@ -326,7 +336,7 @@ def _section_multitask(rows: Sequence[Row], sizes: dict[str, int]) -> str:
             "bandwidth across tasks (our simplification; the paper does not say how its tasks "
             f"share). Test accuracy (measured) after our last round, {n_rounds}; the paper's "
             "row is at round 150:",
-            _table(["method", *tasks], body),
+            md_table(["method", *tasks], body),
             "Most accurate per task: "
             + ", ".join(f"{t} {paper.label(best[t])}" for t in tasks)
             + ". The paper's claim is that the proposed method keeps every task high where "
@@ -338,10 +348,10 @@ def _section_multitask(rows: Sequence[Row], sizes: dict[str, int]) -> str:
 def _sweep_table(rows: Sequence[Row], key: str, values: Sequence[float], column: str) -> str:
     lookup = {(r["method"], r[key]): r[column] for r in rows}
     body = [
-        [paper.label(m)] + [_fmt(lookup.get((m, v), math.nan), pct=True) for v in values]
+        [paper.label(m)] + [fmt(lookup.get((m, v), math.nan), pct=True) for v in values]
         for m in METHODS
     ]
-    return _table(["method", *[f"{key} {v:g}" for v in values]], body)
+    return md_table(["method", *[f"{key} {v:g}" for v in values]], body)
 
 
 def _section_snr(rows: Sequence[Row], scale: Scale) -> str:
@@ -369,9 +379,9 @@ def _section_snr(rows: Sequence[Row], scale: Scale) -> str:
             f"(measured) over {scale.sweep_seeds} seed(s):",
             _sweep_table(rows, "snr_db", scale.snrs_db, "accuracy_mean"),
             f"The paper: {paper.SNR_TEXT}. Here, averaged over the methods, the modelled link "
-            f"dropout rate is {_fmt(drop_low, pct=True)} at {low:g} dB and "
-            f"{_fmt(drop_high, pct=True)} at {high:g} dB, and the modelled round latency "
-            f"{_fmt(lat_low, 2)} s and {_fmt(lat_high, 2)} s: {verdict}.",
+            f"dropout rate is {fmt(drop_low, pct=True)} at {low:g} dB and "
+            f"{fmt(drop_high, pct=True)} at {high:g} dB, and the modelled round latency "
+            f"{fmt(lat_low, 2)} s and {fmt(lat_high, 2)} s: {verdict}.",
         ]
     )
 
@@ -398,8 +408,8 @@ def _section_ablation(rows: Sequence[Row]) -> str:
         [
             paper.label(r["method"]),
             *_ours_and_paper(r),
-            _fmt(r["t_accuracy_vs_full"], 2),
-            _fmt(r["p_accuracy_vs_full"], 4),
+            fmt(r["t_accuracy_vs_full"], 2),
+            fmt(r["p_accuracy_vs_full"], 4),
         ]
         for r in rows
     ]
@@ -420,7 +430,7 @@ def _section_ablation(rows: Sequence[Row]) -> str:
             "fairness-aware weights: FedAvg's sample-size weights), DRL (the learnt power "
             "policy: the convex power step alone). "
             "Paired t-test of each variant's accuracy against the full method's:",
-            _table(
+            md_table(
                 [
                     "variant",
                     "accuracy",
@@ -436,7 +446,7 @@ def _section_ablation(rows: Sequence[Row]) -> str:
             ),
             f"Less accurate than the full method here: {', '.join(worse) if worse else 'none'} "
             "(the paper: all four, by "
-            f"{_fmt(min(gaps), pct=True)} to {_fmt(max(gaps), pct=True)}, each at p < 0.01).",
+            f"{fmt(min(gaps), pct=True)} to {fmt(max(gaps), pct=True)}, each at p < 0.01).",
         ]
     )
 
@@ -446,9 +456,9 @@ def _section_efficiency(rows: Sequence[Row]) -> str:
         [
             paper.label(r["method"]),
             _pm(r, "model_se_bit_s_hz", digits=2),
-            _fmt(r["paper_model_se_bit_s_hz"], 1),
+            fmt(r["paper_model_se_bit_s_hz"], 1),
             _pm(r, "model_ee_bit_j"),
-            _fmt(r["paper_model_ee_bit_j"]),
+            fmt(r["paper_model_ee_bit_j"]),
         ]
         for r in rows
     ]
@@ -460,7 +470,7 @@ def _section_efficiency(rows: Sequence[Row]) -> str:
             "delivered updates of (update bits / airtime) over the band, bit/s/Hz, averaged over "
             "rounds; EE = bits delivered / uplink transmit energy of every update sent, bit/J "
             "(the paper names both without a formula; these are ours).",
-            _table(["method", "SE bit/s/Hz", "paper", "EE bit/J", "paper"], body),
+            md_table(["method", "SE bit/s/Hz", "paper", "EE bit/J", "paper"], body),
             f"The paper's {paper.EFFICIENCY['se_bit_s_hz']:g} bit/s/Hz is a cell-free sum over "
             "many users with coherent combining; ours is capped by our MCS table (5.55 bit/s/Hz "
             "per user at 64-QAM, code rate 0.93) and by users sharing the band in frequency.",
@@ -489,7 +499,7 @@ def _header(facts: ReportFacts, results: Sequence[Result]) -> str:
             "# Reproduction of seed paper 2 (joint CRA, CSM and FAL over CF-mMIMO)",
             f"`testbed reproduce s2 --scale {s.name} --seeds {s.seeds} --engine {facts.engine}` "
             f"(project version {facts.version}).",
-            _table(
+            md_table(
                 ["", ""],
                 [
                     ["scale", s.name],

@@ -11,14 +11,13 @@ the CSV tables and the figures. Everything it reports is modelled by the environ
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reproduce.report import write_csv, write_html
+from reproduce.report import fmt, md_table, write_csv, write_html
 
 __all__ = ["PAPER", "S1_SCALES", "S1Scale", "reproduce_s1"]
 
@@ -57,6 +56,7 @@ def _plots(rows: Sequence[dict[str, Any]], out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     from fedmarl.policies import METHODS
+    from reproduce.figures import method_lines
 
     names = []
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
@@ -67,9 +67,7 @@ def _plots(rows: Sequence[dict[str, Any]], out: Path) -> list[str]:
         ("reliability", "URLLC reliability"),
     ]
     for ax, (key, title) in zip(axes, panels, strict=True):
-        for method in METHODS:
-            mine = [r for r in rows if r["method"] == method]
-            ax.plot([r["agents"] for r in mine], [r[key] for r in mine], marker="o", label=method)
+        method_lines(ax, rows, "agents", key, methods=METHODS, marker="o")
         ax.set_xlabel("agents")
         ax.set_title(f"{title} (modelled)", fontsize=9)
         ax.grid(alpha=0.3)
@@ -95,14 +93,6 @@ def _plots(rows: Sequence[dict[str, Any]], out: Path) -> list[str]:
     return names
 
 
-def _fmt(v: Any, pct: bool = False) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    if pct:
-        return f"{100 * v:.1f}%"
-    return f"{v:.3g}" if abs(v) >= 1e4 else f"{v:.3f}"
-
-
 _UNITS = (
     "Our bits/J are orders of magnitude above the paper's because our tasks are kilobits "
     "computed at nanojoules per cycle; the paper gives neither its task sizes nor its energy "
@@ -120,30 +110,41 @@ def _markdown(
     body = [
         [
             m,
-            _fmt(at_most[m]["success_rate"], True),
-            _fmt(at_most[m]["bits_per_joule"]),
-            _fmt(at_most[m]["jain"]),
-            _fmt(at_most[m]["mean_latency_slots"]),
-            _fmt(at_most[m]["reliability"], True),
-            _fmt(at_most[m]["s_per_episode"]),
+            fmt(at_most[m]["success_rate"], pct=True),
+            fmt(at_most[m]["bits_per_joule"]),
+            fmt(at_most[m]["jain"]),
+            fmt(at_most[m]["mean_latency_slots"]),
+            fmt(at_most[m]["reliability"], pct=True),
+            fmt(at_most[m]["s_per_episode"]),
         ]
         for m in METHODS
     ]
-    table = [
-        "| method | success | bits/J | Jain | latency slots | reliability | s/episode (measured) |"
-    ]
-    table.append("|---|---|---|---|---|---|---|")
-    table += ["| " + " | ".join(r) + " |" for r in body]
+    table = md_table(
+        [
+            "method",
+            "success",
+            "bits/J",
+            "Jain",
+            "latency slots",
+            "reliability",
+            "s/episode (measured)",
+        ],
+        body,
+    )
     rel = {r["agents"]: r["reliability"] for r in rows if r["method"] == "fedmarl"}
-    over = [
-        "| agents | parameters | secure bytes per agent per round | plain bytes | ratio |",
-        "|---|---|---|---|---|",
-    ]
-    over += [
-        f"| {o['agents']} | {o['parameters']} | {o['secure_bytes_per_agent']:.0f} | "
-        f"{o['plain_bytes_per_agent']:.0f} | {o['ratio']:.2f} |"
-        for o in overhead
-    ]
+    over = md_table(
+        ["agents", "parameters", "secure bytes per agent per round", "plain bytes", "ratio"],
+        [
+            [
+                str(o["agents"]),
+                str(o["parameters"]),
+                f"{o['secure_bytes_per_agent']:.0f}",
+                f"{o['plain_bytes_per_agent']:.0f}",
+                f"{o['ratio']:.2f}",
+            ]
+            for o in overhead
+        ],
+    )
     best = max(METHODS, key=lambda m: at_most[m]["success_rate"])
     paper_line = (
         f"The paper: {PAPER['success_rate']:.2%} task success and {PAPER['bits_per_joule']} "
@@ -167,17 +168,17 @@ def _markdown(
             ),
             f"## The comparison at {most} agents",
             "![agents](fig_agents.png)",
-            "\n".join(table),
+            table,
             paper_line + f" Here the most successful method at {most} agents is {best}. " + _UNITS,
             "## Reliability and overhead from few to many agents",
             "Federated DRQN's URLLC reliability by agent count: "
-            + ", ".join(f"{n}: {_fmt(v, True)}" for n, v in sorted(rel.items()))
+            + ", ".join(f"{n}: {fmt(v, pct=True)}" for n, v in sorted(rel.items()))
             + f" (the paper keeps {PAPER['reliability']:.0%} from 5 to 50 agents, with fairness "
             "falling).",
             "Communication cost of one federation round (measured): the SecAgg+ protocol's bytes "
             "per agent (keys, shares, the masked network, unmasking) plus the averaged network "
             "sent back, against sending the float32 network in the clear both ways:",
-            "\n".join(over),
+            over,
             "## Reward curves",
             "![rewards](fig_rewards.png)",
         ]
