@@ -86,6 +86,16 @@ def run_fedmarl_bench(
     finally:
         torch.set_num_threads(threads)
     return {
+        # Where each row's numbers come from (the environment's model, or the wall clock).
+        "modelled": [
+            "success_rate",
+            "bits_per_joule",
+            "mean_latency_slots",
+            "jain",
+            "reliability",
+            "final_return",
+        ],
+        "measured": ["s_per_episode", "federation_bytes_per_agent", "federation_s"],
         "agents": list(agents),
         "episodes": episodes,
         "slots": slots,

@@ -15,6 +15,8 @@ def test_bench_fedmarl_rows() -> None:
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
+    assert {"success_rate", "bits_per_joule", "jain"} <= set(out["modelled"])
+    assert "s_per_episode" in out["measured"]
     pairs = {(r["method"], r["agents"]) for r in out["rows"]}
     assert pairs == {(m, n) for m in METHODS for n in (3, 4)}
     for row in out["rows"]:
