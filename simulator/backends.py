@@ -58,7 +58,8 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """One shard in this process, torch on ``threads`` threads (default: every CPU)."""
+    """One shard in this process on ``threads`` CPU threads (default: every CPU): that many
+    trainer threads side by side, each with one torch thread."""
 
     name = "local"
 
@@ -97,7 +98,8 @@ class LocalBackend:
         return dict(zip(members, deltas, strict=True))
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Stop the shard's trainer threads."""
+        self._shard.trainer.close()
 
 
 class RayBackend:

@@ -53,7 +53,8 @@ class ClientShard:
         spec_json: the experiment spec (JSON: what a Ray actor is built from).
         members: topology indices of the UEs this shard plays.
         indices: per member, its training-sample indices (from :func:`partition`).
-        threads: torch intra-op threads of this worker.
+        threads: CPU threads of this worker: torch's intra-op threads, and with more than
+            one as many trainer threads side by side (``BatchedTrainer``'s ``workers``).
         data_dir: the datasets' folder (default: as the agents, ``$TESTBED_DATA_DIR``).
     """
 
@@ -81,7 +82,7 @@ class ClientShard:
             m: np.arange(s, s + n, dtype=np.int64)
             for m, s, n in zip(self.members, starts, sizes, strict=True)
         }
-        self.trainer = BatchedTrainer(spec.model.name, chunk=spec.engine.chunk)
+        self.trainer = BatchedTrainer(spec.model.name, chunk=spec.engine.chunk, workers=threads)
 
     def samples(self) -> dict[int, int]:
         """Local training samples per member."""
@@ -93,7 +94,7 @@ class ClientShard:
             return []
         segs = [self._segment[m] for m in members]
         idx = np.concatenate(segs)
-        per_sample = self.trainer.losses(global_flat, self._x[idx], self._y[idx]).double().numpy()
+        per_sample = self.trainer.losses(global_flat, self._x, self._y, idx).double().numpy()
         starts = np.concatenate([[0], np.cumsum([s.size for s in segs])[:-1]])
         sums = np.add.reduceat(per_sample, starts)
         return (sums / np.array([s.size for s in segs])).tolist()

@@ -29,6 +29,7 @@ system model and link layer.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -128,7 +129,7 @@ class SimDriver:
         test = load_dataset(spec.dataset.name, "test", data_dir=dataset_dir(spec.dataset, data_dir))
         self._test_x = torch.from_numpy(test.x)
         self._test_y = torch.from_numpy(test.y.astype(np.int64))
-        self._scorer = BatchedTrainer(spec.model.name)
+        self._scorer = BatchedTrainer(spec.model.name, workers=len(os.sched_getaffinity(0)))
         self.rounds: list[dict[str, Any]] = []
 
     # -- the loop -----------------------------------------------------------------------------

@@ -16,8 +16,11 @@ same distribution as the agent, not the same draws.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +33,9 @@ from edge_agent.models import build_model
 from simulator.stacked import StackedChain
 
 __all__ = ["BatchedTrainer", "SGDConfig"]
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 #: One client's input shape per model (``[C, H, W]``).
 _INPUT_SHAPE = {"mnist_cnn": (1, 28, 28), "cifar_cnn": (3, 32, 32), "wifi_mlp": (1, 4, 4)}
@@ -73,11 +79,20 @@ class BatchedTrainer:
         model_name: ``mnist_cnn`` or ``cifar_cnn`` (:func:`edge_agent.models.build_model`).
         chunk: clients trained together in one ``vmap`` (memory grows with it: about
             ``4 * chunk * P`` bytes per copy of the parameters, several copies in flight).
+        workers: threads that train chunks (and score batches) side by side, each running
+            torch on one intra-op thread; 1: everything on the calling thread, with its
+            torch threads. On 2 cores two workers with chunks of 4 trained the MNIST CNN
+            about 20% faster than one thread with torch on both cores (small grouped
+            convolutions leave intra-op threads idle). Results do not depend on it: every
+            chunk is computed alone and the sums are taken in chunk order. Models that are
+            not a stacked chain train on the calling thread.
     """
 
-    def __init__(self, model_name: str, *, chunk: int = 8) -> None:
+    def __init__(self, model_name: str, *, chunk: int = 8, workers: int = 1) -> None:
         if chunk < 1:
             raise ValueError(f"`chunk` must be at least 1, got {chunk}")
+        if workers < 1:
+            raise ValueError(f"`workers` must be at least 1, got {workers}")
         self.model: nn.Module = build_model(model_name)
         self.chunk = chunk
         self._names = [k for k, _ in self.model.named_parameters()]
@@ -91,6 +106,29 @@ class BatchedTrainer:
             self._stacked: StackedChain | None = StackedChain(self.model, example)
         except ValueError:  # not a chain of stackable layers: vmap does it
             self._stacked = None
+        self._pool = (
+            ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,))
+            if workers > 1
+            else None
+        )
+        if self._pool is not None:  # a trainer dropped without close() frees its threads
+            weakref.finalize(self, self._pool.shutdown, wait=False)
+
+    def _map(self, fn: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
+        """``fn`` over ``items`` on the worker threads, results in the order of ``items``.
+
+        Only the stacked chain runs on workers: the ``vmap`` path goes through
+        ``functional_call``, which swaps the parameters of the one shared module in place.
+        """
+        if self._pool is None or self._stacked is None:
+            return [fn(i) for i in items]
+        return list(self._pool.map(fn, items))
+
+    def close(self) -> None:
+        """Stop the worker threads (the trainer still works, on the calling thread)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     # -- parameters ---------------------------------------------------------------------------
     def _unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -149,33 +187,45 @@ class BatchedTrainer:
 
     # -- scoring ------------------------------------------------------------------------------
     def losses(
-        self, global_flat: npt.NDArray[np.float32], x: torch.Tensor, y: torch.Tensor
+        self,
+        global_flat: npt.NDArray[np.float32],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        index: npt.NDArray[np.int64] | None = None,
     ) -> torch.Tensor:
-        """``[N]`` cross-entropy of the global model on every sample (eval mode, no grad)."""
+        """``[N]`` cross-entropy of the global model on every sample (eval mode, no grad),
+        or on ``x[index]`` (gathered batch by batch, never as one copy)."""
         params = self._shared(torch.from_numpy(np.ascontiguousarray(global_flat)))
-        out = torch.empty(x.shape[0])
-        with torch.no_grad():
-            for i in range(0, x.shape[0], _EVAL_BATCH):
-                logits = self._plain(params, x[i : i + _EVAL_BATCH], train=False)
-                target = y[i : i + _EVAL_BATCH]
-                out[i : i + _EVAL_BATCH] = functional.cross_entropy(
-                    logits, target, reduction="none"
-                )
-        return out
+        n = x.shape[0] if index is None else index.size
+
+        def block(i: int) -> torch.Tensor:
+            if index is None:
+                xb, yb = x[i : i + _EVAL_BATCH], y[i : i + _EVAL_BATCH]
+            else:
+                take = torch.from_numpy(index[i : i + _EVAL_BATCH])
+                xb, yb = x[take], y[take]
+            with torch.no_grad():
+                logits = self._plain(params, xb, train=False)
+                return functional.cross_entropy(logits, yb, reduction="none")
+
+        parts = self._map(block, range(0, n, _EVAL_BATCH))
+        return torch.cat(parts) if parts else torch.empty(0)
 
     def correct(
         self, global_flat: npt.NDArray[np.float32], x: torch.Tensor, y: torch.Tensor
     ) -> tuple[int, float]:
         """Correct predictions of the global model on ``x``, and its summed cross-entropy."""
         params = self._shared(torch.from_numpy(np.ascontiguousarray(global_flat)))
-        hits, loss = 0, 0.0
-        with torch.no_grad():
-            for i in range(0, x.shape[0], _EVAL_BATCH):
+
+        def block(i: int) -> tuple[int, float]:
+            with torch.no_grad():
                 logits = self._plain(params, x[i : i + _EVAL_BATCH], train=False)
                 target = y[i : i + _EVAL_BATCH]
-                loss += float(functional.cross_entropy(logits, target, reduction="sum"))
-                hits += int((logits.argmax(dim=1) == target).sum())
-        return hits, loss
+                loss = float(functional.cross_entropy(logits, target, reduction="sum"))
+                return int((logits.argmax(dim=1) == target).sum()), loss
+
+        parts = self._map(block, range(0, x.shape[0], _EVAL_BATCH))
+        return sum(h for h, _ in parts), float(sum(v for _, v in parts))
 
     # -- training -----------------------------------------------------------------------------
     def train(
@@ -219,13 +269,17 @@ class BatchedTrainer:
             total += self._one_step_sum(w0, x, y, [segments[i] for i in pick], weights[pick], cfg)
         rest = np.flatnonzero(~one_step)
         perms = _permutations([int(sizes[i]) for i in rest], cfg)
-        for lo in range(0, rest.size, self.chunk):
+
+        def chunk(lo: int) -> tuple[npt.NDArray[np.float64], list[npt.NDArray[np.float32]]]:
             part = rest[lo : lo + self.chunk]
             delta = self._train_chunk(w0, x, y, [segments[i] for i in part], perms, cfg)
             scaled = delta * torch.from_numpy(weights[part].astype(np.float32))[:, None]
-            total += scaled.double().sum(dim=0).numpy()
-            if each:
-                deltas.extend(d.numpy().copy() for d in delta)
+            mine = [d.numpy().copy() for d in delta] if each else []
+            return scaled.double().sum(dim=0).numpy(), mine
+
+        for part_sum, part_deltas in self._map(chunk, range(0, rest.size, self.chunk)):
+            total += part_sum
+            deltas.extend(part_deltas)
         return total, deltas
 
     def _one_step_sum(
@@ -248,17 +302,20 @@ class BatchedTrainer:
         idx = np.concatenate(segments)
         sizes = [len(s) for s in segments]
         per_sample = np.repeat(weights / np.array(sizes), sizes)
-        params = self._shared(w0, requires_grad=True)
-        acc = {n: torch.zeros_like(p) for n, p in params.items()}
-        for lo in range(0, idx.size, _EVAL_BATCH):
+
+        def block(lo: int) -> list[torch.Tensor]:
+            params = self._shared(w0, requires_grad=True)  # one graph per worker
             take = torch.from_numpy(idx[lo : lo + _EVAL_BATCH])
             q = torch.from_numpy(per_sample[lo : lo + _EVAL_BATCH].astype(np.float32))
             logits = self._plain(params, x[take], train=True)
             loss = (functional.cross_entropy(logits, y[take], reduction="none") * q).sum()
-            grads = torch.autograd.grad(loss, list(params.values()))
-            for n, g in zip(params, grads, strict=True):
-                acc[n] += g
-        g_flat = torch.cat([acc[n].reshape(-1) for n in self._names]).double()
+            return list(torch.autograd.grad(loss, list(params.values())))
+
+        acc: list[torch.Tensor] | None = None
+        for grads in self._map(block, range(0, idx.size, _EVAL_BATCH)):
+            acc = grads if acc is None else [a + g for a, g in zip(acc, grads, strict=True)]
+        assert acc is not None  # segments is never empty here
+        g_flat = torch.cat([a.reshape(-1) for a in acc]).double()
         if cfg.weight_decay > 0:
             g_flat = g_flat + cfg.weight_decay * float(weights.sum()) * w0.double()
         return (-cfg.lr * g_flat).numpy()
@@ -311,11 +368,17 @@ class BatchedTrainer:
                     g = g + cfg.fedprox_mu * (flat - w0)
                 if cfg.weight_decay > 0:
                     g = g + cfg.weight_decay * flat
+                if bool(active.all()):  # the usual case: no client sits this step out
+                    if buf is not None:
+                        buf = buf.mul_(cfg.momentum).add_(g)
+                        g = buf
+                    flat = flat.sub_(g, alpha=cfg.lr)
+                    continue
                 if buf is not None:
                     new_buf = cfg.momentum * buf + g
                     buf = torch.where(active[:, None], new_buf, buf)
                     g = buf
-                flat = torch.where(active[:, None], flat - cfg.lr * g, flat)
+                flat = torch.where(active[:, None], flat.sub(g, alpha=cfg.lr), flat)
         return flat - w0
 
 

@@ -37,8 +37,9 @@ def _agent_delta(x, y, seg, w, cfg: SGDConfig, weight_decay: float = 0.0) -> np.
     ).delta
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-thread", "two-workers"])
 @pytest.mark.parametrize("stacked", [True, False], ids=["stacked", "vmap"])
-def test_each_client_trains_as_its_agent(mnist, stacked: bool) -> None:
+def test_each_client_trains_as_its_agent(mnist, stacked: bool, workers: int) -> None:
     x, y = mnist
     w = parameters_to_vector(build_model("mnist_cnn", seed=5))
     cfg = SGDConfig(
@@ -46,7 +47,7 @@ def test_each_client_trains_as_its_agent(mnist, stacked: bool) -> None:
     )
     # uneven sizes: clients sit steps out once their epoch has no batch left
     segs = [np.arange(s, s + n) for s, n in ((0, 40), (100, 17), (300, 5), (500, 64))]
-    trainer = BatchedTrainer("mnist_cnn", chunk=3)
+    trainer = BatchedTrainer("mnist_cnn", chunk=3, workers=workers)
     if not stacked:
         trainer._stacked = None
     scale = np.array([1.0, 2.0, 0.5, 3.0])
@@ -59,13 +60,15 @@ def test_each_client_trains_as_its_agent(mnist, stacked: bool) -> None:
     np.testing.assert_allclose(total, expected, atol=1e-6)
 
 
-def test_one_step_clients_are_summed_in_closed_form(mnist) -> None:
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-thread", "two-workers"])
+def test_one_step_clients_are_summed_in_closed_form(mnist, workers: int) -> None:
     x, y = mnist
     w = parameters_to_vector(build_model("mnist_cnn", seed=1))
     cfg = SGDConfig(epochs=1, batch_size=32, lr=0.1, momentum=0.9, seed=3)
-    segs = [np.arange(10 * i, 10 * i + 3 + i % 7) for i in range(40)]  # all <= one batch
+    # all <= one batch, and more samples than one scoring block (256): several blocks summed
+    segs = [np.arange(10 * i, 10 * i + 3 + i % 7) for i in range(60)]
     q = np.linspace(0.5, 2.0, len(segs))
-    total, _ = BatchedTrainer("mnist_cnn").train(w, x, y, segs, cfg, scale=q)
+    total, _ = BatchedTrainer("mnist_cnn", workers=workers).train(w, x, y, segs, cfg, scale=q)
     pairs = zip(q, segs, strict=True)
     want = sum(qi * _agent_delta(x, y, s, w, cfg).astype(np.float64) for qi, s in pairs)
     np.testing.assert_allclose(total, want, atol=2e-6 * float(np.abs(want).max()))
@@ -99,6 +102,23 @@ def test_stacked_chain_refuses_what_it_cannot_stack() -> None:
         StackedChain(nn.Sequential(nn.BatchNorm1d(4)), torch.randn(2, 4))
 
 
+def test_scoring_on_worker_threads_matches_one_thread(mnist) -> None:
+    x, y = mnist
+    w = parameters_to_vector(build_model("mnist_cnn", seed=2))
+    one, two = BatchedTrainer("mnist_cnn"), BatchedTrainer("mnist_cnn", workers=2)
+    index = np.arange(2999, 100, -3)  # out of order, several blocks of 256
+    want = one.losses(w, x[index], y[index])
+    got = two.losses(w, x, y, index)
+    assert got.shape == (index.size,)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    hits1, loss1 = one.correct(w, x, y)
+    hits2, loss2 = two.correct(w, x, y)
+    assert hits1 == hits2
+    assert abs(loss1 - loss2) <= 1e-5 * abs(loss1)
+    two.close()
+    assert two.correct(w, x[:10], y[:10])[0] == one.correct(w, x[:10], y[:10])[0]  # still works
+
+
 def test_config_errors_name_the_parameter() -> None:
     with pytest.raises(ValueError, match="`epochs`"):
         SGDConfig(epochs=0, batch_size=1, lr=0.1)
@@ -106,3 +126,5 @@ def test_config_errors_name_the_parameter() -> None:
         SGDConfig(epochs=1, batch_size=1, lr=0.1, fedprox_mu=-1)
     with pytest.raises(ValueError, match="`chunk`"):
         BatchedTrainer("mnist_cnn", chunk=0)
+    with pytest.raises(ValueError, match="`workers`"):
+        BatchedTrainer("mnist_cnn", workers=0)
