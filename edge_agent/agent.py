@@ -39,7 +39,7 @@ from edge_agent.settings import SIM_PROFILES, AgentSettings
 from protocol import tensorfile
 from protocol.auth import load_or_create_identity
 from protocol.profiles import DeviceProfile
-from protocol.rounds import EvalReport, Task, TrainReport, TrainTask
+from protocol.rounds import EvalReport, EvalTask, Task, TrainReport, TrainTask
 from protocol.spec import DatasetSpec
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from edge_agent.dvfs import DVFSBackend
     from edge_agent.energy import EnergyMeter, EnergyReading
+    from edge_agent.marl import MarlPlayer
     from edge_agent.training import TrainResult
 
 __all__ = ["Agent"]
@@ -93,6 +94,7 @@ class Agent:
         self._round: Optional[_RoundMemory] = None
         self._data = _DataCache()
         self._models: Dict[Tuple[str, int], bytes] = {}
+        self._marl: Optional[Tuple[Tuple[str, int], MarlPlayer]] = None
         self.stats: Dict[str, Any] = {"rounds_trained": 0, "stages_done": 0, "errors": 0}
 
     # -- devices ------------------------------------------------------------------------------
@@ -308,6 +310,12 @@ class Agent:
     def _init(self, task: Task) -> Tuple[bytes, str]:
         from edge_agent.models import build_model
 
+        if task.fedmarl is not None:  # the common initial DRQN; no local data to load
+            from edge_agent.marl import initial_network
+
+            m = task.fedmarl
+            tensors, order = initial_network(m.config, m.n_agents, m.profiles, task.seed)
+            return tensorfile.encode(tensors, order), "application/octet-stream"
         model = build_model(task.model_name, seed=task.seed)
         state = model.state_dict()
         tensors = {k: v.detach().to("cpu").float().numpy() for k, v in state.items()}
@@ -328,6 +336,8 @@ class Agent:
         if t is None:
             raise ValueError("train task without `train` payload")
         self._play(t)
+        if task.fedmarl is not None:
+            return self._train_marl(task, t)
         data = self._local_data(t.dataset, t.client_index, t.n_clients, t.seed)
         w_global = self._model_vector(task.experiment_id, t.model_version)
         freq_applied = self.dvfs.set_frequency(t.freq_hz)
@@ -389,6 +399,65 @@ class Agent:
         )
         return report.model_dump_json().encode(), "application/json"
 
+    def _marl_player(self, task: Task) -> MarlPlayer:
+        """This experiment's DRQN learner (kept across rounds: its replay, target network
+        and exploration schedule are the agent's own)."""
+        from edge_agent.marl import MarlPlayer
+
+        m = task.fedmarl
+        if m is None:
+            raise ValueError("not a fedmarl task")
+        key = (task.experiment_id, m.agent_index)
+        if self._marl is None or self._marl[0] != key:
+            player = MarlPlayer(m.config, m.agent_index, m.n_agents, m.profiles, task.seed)
+            self._marl = (key, player)
+        return self._marl[1]
+
+    def _marl_eval(self, task: Task, e: EvalTask, vector: np.ndarray) -> EvalReport:
+        """``vector`` played greedily by every agent (seeded by the model version); its
+        ``train_loss`` is this agent's task failure rate, so the round's ``fairness_var`` is
+        the variance of the agents' failure rates."""
+        got = self._marl_player(task).evaluate(vector, e.model_version)
+        return EvalReport(
+            correct=int(got["completed"]),
+            total=int(got["arrived"]),
+            test_loss=-got["reward_per_slot"],
+            train_loss=1.0 - got["success_rate"],
+            fedmarl={k: v for k, v in got.items() if np.isfinite(v)},
+        )
+
+    def _train_marl(self, task: Task, t: TrainTask) -> Tuple[bytes, str]:
+        """``mode: fedmarl``'s train stage: score the federated network (when asked), learn
+        from it for the round's episodes, report the network's change as the update."""
+        from edge_agent.secagg_session import SecAggSession
+
+        player = self._marl_player(task)
+        w_global = self._model_vector(task.experiment_id, t.model_version)
+        freq_applied = self.dvfs.set_frequency(t.freq_hz)
+        e = task.evaluate
+        evaluation = None if e is None else self._marl_eval(task, e, w_global)
+        result, reading = self._metered(lambda: player.train(w_global, task.round))
+        self._round = _RoundMemory((task.experiment_id, task.round, task.attempt), result.delta)
+        advert: Optional[str] = None
+        if t.secure_aggregation:
+            if not task.secagg:
+                raise ValueError("secure aggregation is on but the task has no set-up")
+            self._round.secagg = SecAggSession(t.ue_id, self._key, task.secagg, self._roster_path)
+            advert = base64.b64encode(self._round.secagg.advertise()).decode()
+        self.stats["rounds_trained"] += 1
+        report = TrainReport(
+            loss=result.loss,
+            loss_after=result.loss,
+            samples=max(1, result.transitions),
+            train_s=result.seconds,
+            freq_applied_hz=freq_applied,
+            measured_energy_j=reading.energy_j if reading is not None else None,
+            meter=reading.source if reading is not None else "none",
+            secagg_advertise=advert,
+            evaluation=evaluation,
+        )
+        return report.model_dump_json().encode(), "application/json"
+
     def _score(
         self, task: Task, model: Module, local: Any
     ) -> Tuple[Optional[Tuple[int, int, float]], float]:
@@ -433,6 +502,10 @@ class Agent:
         e = task.evaluate
         if e is None:
             raise ValueError("evaluate task without `evaluate` payload")
+        if task.fedmarl is not None:
+            vector = self._model_vector(task.experiment_id, e.model_version)
+            report = self._marl_eval(task, e, vector)
+            return report.model_dump_json().encode(), "application/json"
         model = build_model(task.model_name, seed=task.seed)
         vector_to_parameters(self._model_vector(task.experiment_id, e.model_version), model)
         local = self._local_data(e.dataset, e.client_index, e.n_clients, task.seed)

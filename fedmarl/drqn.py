@@ -35,6 +35,7 @@ import torch
 __all__ = [
     "DRQN",
     "DRQNConfig",
+    "GreedyPlayers",
     "SequenceReplay",
     "StackedQNet",
     "double_q",
@@ -189,6 +190,39 @@ class StackedQNet:
                 self.params[k].copy_(v)
 
 
+class GreedyPlayers:
+    """N copies of one flat network (:meth:`DRQN.online_vectors`' layout) acting greedily,
+    each with its own recurrent state: the other agents of an agent's replica of the world,
+    or every agent of an evaluation, when all of them hold the same federated network."""
+
+    def __init__(
+        self, vector: npt.NDArray[np.float32], n: int, obs_size: int, actions: int, cfg: DRQNConfig
+    ) -> None:
+        self.n, self.cfg = n, cfg
+        self.net = StackedQNet(n, obs_size, actions, cfg, torch.Generator().manual_seed(0))
+        start = 0
+        with torch.no_grad():
+            for p in self.net.params.values():
+                size = p[0].numel()
+                if start + size > vector.size:
+                    raise ValueError(f"`vector` has {vector.size} values, the net needs more")
+                p.copy_(torch.from_numpy(vector[start : start + size]).reshape(p.shape[1:]))
+                start += size
+        if start != vector.size:
+            raise ValueError(f"`vector` has {vector.size} values, the net {start}")
+        self.begin_episode()
+
+    def begin_episode(self) -> None:
+        h = self.cfg.hidden
+        self._state = (torch.zeros(self.n, 1, h), torch.zeros(self.n, 1, h))
+
+    def act(self, obs: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
+        """``[N]`` greedy actions for ``obs [N, O]``."""
+        with torch.no_grad():
+            q, self._state = self.net.forward(torch.from_numpy(obs)[:, None, None], self._state)
+        return q[:, 0, 0].argmax(dim=1).numpy().astype(np.int64)
+
+
 class SequenceReplay:
     """Per-agent prioritised replay of fixed-length sequences (arrays ``[N, capacity, ...]``).
 
@@ -263,6 +297,8 @@ class DRQN:
         self.rng = np.random.default_rng(c.seed)
         self.steps = 0
         self.updates = 0
+        #: The sum of :meth:`learn`'s losses over the updates :meth:`observe` made.
+        self.loss_sum = 0.0
         self.begin_episode()
 
     # -- acting -----------------------------------------------------------------------------
@@ -312,7 +348,7 @@ class DRQN:
                 *self._trace_state[s],
             )
             if self.replay.size >= c.min_replay:
-                self.learn()
+                self.loss_sum += self.learn()
 
     # -- learning ---------------------------------------------------------------------------
     def learn(self) -> float:

@@ -34,6 +34,7 @@ __all__ = [
     "EnrolResponse",
     "EvalReport",
     "EvalTask",
+    "FedMarlTask",
     "Heartbeat",
     "PrepareTask",
     "Stage",
@@ -103,10 +104,18 @@ class TrainTask(_Msg):
 
 
 class EvalReport(_Msg):
+    """A model scored (``mode: fedmarl``: a federated network played greedily, ``correct`` and
+    ``total`` the agent's completed and arrived tasks, ``test_loss`` minus its mean reward per
+    slot, ``train_loss`` its task failure rate; all modelled by the environment)."""
+
     correct: int = Field(ge=0)
     total: int = Field(ge=0)
     test_loss: float
     train_loss: float = Field(description="Loss of the new global model on the local data.")
+    fedmarl: Optional[Dict[str, float]] = Field(
+        default=None,
+        description="mode fedmarl: the agent's own episode metrics (fedmarl.env's names).",
+    )
 
 
 class TrainReport(_Msg):
@@ -161,6 +170,15 @@ class PrepareTask(_Msg):
     seed: int
 
 
+class FedMarlTask(_Msg):
+    """The Fed-MARL environment an agent plays in ``mode: fedmarl`` (every stage carries it)."""
+
+    config: Dict[str, Any] = Field(description="protocol.spec.FedMarlSpec as JSON.")
+    agent_index: int = Field(ge=0, description="This agent's place among the environment's.")
+    n_agents: int = Field(ge=2)
+    profiles: List[str] = Field(description="Every agent's device profile, in agent order.")
+
+
 class Task(_Msg):
     """The stage an agent should do now; ``stage == "idle"`` means poll again later."""
 
@@ -172,6 +190,7 @@ class Task(_Msg):
     train: Optional[TrainTask] = None
     evaluate: Optional[EvalTask] = None
     prepare: Optional[PrepareTask] = None
+    fedmarl: Optional[FedMarlTask] = None
     secagg: Optional[str] = Field(default=None, description="Stage input, base64 bytes.")
     weight: Optional[float] = Field(
         default=None, description="FAL/FedAvg weight q_u of the update."

@@ -45,6 +45,7 @@ __all__ = [
     "EngineSpec",
     "ExperimentSpec",
     "FLSpec",
+    "FedMarlSpec",
     "LinkSpec",
     "ModelSpec",
     "RadioSpec",
@@ -383,6 +384,30 @@ class EngineSpec(_Strict):
         return {"kind": data} if isinstance(data, str) else data
 
 
+class FedMarlSpec(_Strict):
+    """``mode: fedmarl`` (seed paper 1, DESIGN section 9): the agents learn their own edge
+    policies and the rounds federate those instead of a model.
+
+    Every UE's agent runs a DRQN (:mod:`fedmarl.drqn`, its defaults) on the Fed-MARL
+    environment (:mod:`fedmarl.env`, its defaults, one environment agent per UE in topology
+    order). A round is the FL round of DESIGN section 8 with the agents' networks as the
+    model: CRA and CSM plan the upload of each network's change, the link decides which
+    arrive, secure aggregation sums them, and every agent starts the next round from the
+    federated network. ``accuracy`` is then the evaluation's task success rate (modelled by
+    the environment).
+    """
+
+    subbands: Int = Field(default=4, ge=1, le=64, description="Edge uplink sub-bands K.")
+    slots: Int = Field(default=200, ge=10, le=100_000, description="Slots per episode.")
+    episodes_per_round: Int = Field(
+        default=2, ge=1, le=1000, description="R: local episodes between two federations."
+    )
+    eval_episodes: Int = Field(
+        default=1, ge=1, le=100, description="Greedy episodes per evaluation."
+    )
+    learning_rate: Float = Field(default=1e-3, gt=0, le=1.0, description="The DRQN's Adam.")
+
+
 def _default_backend() -> SimBackendSpec:
     return SimBackendSpec()
 
@@ -413,6 +438,11 @@ class ExperimentSpec(_Strict):
     link: LinkSpec = Field(default_factory=LinkSpec)
     secure_aggregation: SecureAggregationSpec = Field(default_factory=SecureAggregationSpec)
     engine: EngineSpec = Field(default_factory=EngineSpec)
+    mode: Literal["fl", "fedmarl"] = Field(
+        default="fl",
+        description="fl: federate the model; fedmarl: federate the agents' DRQN edge policies.",
+    )
+    fedmarl: FedMarlSpec = Field(default_factory=FedMarlSpec)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ExperimentSpec:
@@ -495,6 +525,20 @@ def _cross_field_problems(spec: ExperimentSpec) -> List[str]:
             f"dataset.partition.classes_per_client: {part.classes_per_client} exceeds the "
             f"{_DATASET_CLASSES[ds.name]} classes of {ds.name}"
         )
+    if spec.mode == "fedmarl":
+        if spec.engine.kind != "processes":
+            out.append(
+                "mode: fedmarl runs on the networked engine (engine.kind processes); the "
+                "in-process Fed-MARL runs are `testbed bench fedmarl` and `testbed reproduce s1`"
+            )
+        if n < 2:
+            out.append(f"topology.ues: mode fedmarl needs at least 2 agents, got {n}")
+        for i, ue in enumerate(topo.ues):
+            if ue.profile not in BUILTIN_PROFILES:
+                out.append(
+                    f"topology.ues.{i}.profile: mode fedmarl's environment knows the built-in "
+                    f"boards {sorted(BUILTIN_PROFILES)}, not `{ue.profile}`"
+                )
     if spec.fl.clients_per_round is not None and spec.fl.clients_per_round > n:
         out.append(f"fl.clients_per_round: {spec.fl.clients_per_round} exceeds the {n} UEs")
     sa = spec.secure_aggregation

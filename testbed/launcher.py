@@ -30,7 +30,13 @@ import yaml
 
 from protocol.profiles import BUILTIN_PROFILES
 from protocol.spec import ExperimentSpec, UESpec, UHDBackendSpec
-from testbed.results import summarise, write_metrics, write_plots, write_summary
+from testbed.results import (
+    ACCURACY_LABELS,
+    summarise,
+    write_metrics,
+    write_plots,
+    write_summary,
+)
 
 __all__ = ["Interrupted", "LaunchError", "Processes", "free_port", "run_experiment"]
 
@@ -316,18 +322,23 @@ def run_experiment(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
     wall = time.time() - started
     write_metrics(rounds, out / "metrics.csv")
     (out / "rounds.json").write_text(json.dumps(rounds, indent=1))
-    plots = write_plots(rounds, [ue.id for ue in spec.topology.ues], out)
+    plots = write_plots(rounds, [ue.id for ue in spec.topology.ues], out, mode=spec.mode)
     summary = {
         "experiment_id": experiment_id,
         "status": final["status"],
         "error": final.get("error"),
         "algorithm": spec.algorithm.name,
+        "mode": spec.mode,
+        "accuracy_is": ACCURACY_LABELS[spec.mode],
         **summarise(rounds),
         "measured_wall_time_s": round(wall, 1),
         "secure_aggregation": spec.secure_aggregation.enabled,
         "link_layer": spec.link.enabled,
         "plots": [p.name for p in plots],
     }
+    if spec.mode == "fedmarl":  # the last evaluation's environment metrics (modelled)
+        evaluated = [r for r in rounds if (r.get("details") or {}).get("fedmarl")]
+        summary["fedmarl"] = evaluated[-1]["details"]["fedmarl"] if evaluated else None
     write_summary(summary, out / "summary.json")
     if final["status"] != "completed":
         raise LaunchError(

@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["METRIC_COLUMNS", "summarise", "write_metrics", "write_plots", "write_summary"]
+__all__ = [
+    "ACCURACY_LABELS",
+    "METRIC_COLUMNS",
+    "summarise",
+    "write_metrics",
+    "write_plots",
+    "write_summary",
+]
 
 #: metrics.csv, one row per round (``round`` is the round index).
 METRIC_COLUMNS = (
@@ -93,9 +100,19 @@ _PANELS = (
 )
 
 
-def write_plots(rounds: list[dict[str, Any]], ue_ids: list[str], out: Path) -> list[Path]:
+#: The ``accuracy`` column's meaning per spec ``mode``.
+ACCURACY_LABELS = {
+    "fl": "test accuracy",
+    "fedmarl": "task success rate (modelled, Fed-MARL environment)",
+}
+
+
+def write_plots(
+    rounds: list[dict[str, Any]], ue_ids: list[str], out: Path, *, mode: str = "fl"
+) -> list[Path]:
     """metrics.png (per-round panels, accuracy against rounds and against modelled time), the
-    power policy's reward per round, and heatmaps of bandwidth and link outcome per UE."""
+    power policy's reward per round, and heatmaps of bandwidth and link outcome per UE;
+    ``mode``: the spec's, which says what the ``accuracy`` column is."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,7 +122,9 @@ def write_plots(rounds: list[dict[str, Any]], ue_ids: list[str], out: Path) -> l
         return []
     x = np.array([r["index"] for r in rounds])
     fig, axes = plt.subplots(2, 4, figsize=(16, 7))
+    accuracy_label = ACCURACY_LABELS[mode]
     for ax, (key, label) in zip(axes.flat, _PANELS, strict=False):
+        label = accuracy_label if key == "accuracy" else label
         ax.plot(x, _series(rounds, key), marker="o")
         ax.set_ylabel(label)
         ax.set_xlabel("round")
@@ -113,7 +132,7 @@ def write_plots(rounds: list[dict[str, Any]], ue_ids: list[str], out: Path) -> l
     ax = axes.flat[6]
     ax.plot(_series(rounds, "model_time_s"), _series(rounds, "accuracy"), marker="o")
     ax.set_xlabel("experiment time, s (modelled)")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel(accuracy_label)
     ax.grid(alpha=0.3)
     ax = axes.flat[7]
     ax.plot(x, _series(rounds, "reward"), marker="o", color="tab:purple")

@@ -387,6 +387,9 @@ class RoundEngine:
         p = pending
         metrics = _eval_metrics(evals)
         p.state.details["evaluated_by"] = sorted(evals)
+        marl = _marl_metrics(evals)
+        if marl:
+            p.state.details["fedmarl"] = marl
         self._finish(
             p.state, p.plan, p.reports, p.link, p.contributors, metrics, p.version, p.ended
         )
@@ -670,3 +673,26 @@ def _eval_metrics(
     loss = sum(e.test_loss * e.total for e in evals.values()) / total
     train_losses = [e.train_loss for e in evals.values()]
     return accuracy, loss, float(np.var(train_losses)) if train_losses else None
+
+
+def _marl_metrics(evals: dict[str, EvalReport]) -> dict[str, float]:
+    """``mode: fedmarl``: the evaluation over the agents (modelled by the environment): the
+    pooled ``success_rate``, Jain's index of the agents' success rates (``jain``), and the
+    agents' mean of every other metric they report. Empty for FL evaluations."""
+    reports = [e.fedmarl for e in evals.values() if e.fedmarl is not None]
+    if not reports:
+        return {}
+    arrived = sum(e.total for e in evals.values() if e.fedmarl is not None)
+    done = sum(e.correct for e in evals.values() if e.fedmarl is not None)
+    rates = np.array([r.get("success_rate", 0.0) for r in reports])
+    square = float((rates**2).sum())
+    out = {
+        key: float(np.mean([r[key] for r in reports if key in r]))
+        for key in sorted({k for r in reports for k in r})
+    }
+    out.update(
+        success_rate=done / arrived if arrived else 1.0,
+        jain=float(rates.sum() ** 2 / (len(rates) * square)) if square > 0 else 0.0,
+        agents=float(len(reports)),
+    )
+    return out

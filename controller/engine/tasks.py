@@ -13,7 +13,15 @@ import math
 from collections.abc import Mapping
 
 from controller.round import ClientReport, RoundPlan
-from protocol.rounds import EvalReport, EvalTask, PrepareTask, Task, TrainReport, TrainTask
+from protocol.rounds import (
+    EvalReport,
+    EvalTask,
+    FedMarlTask,
+    PrepareTask,
+    Task,
+    TrainReport,
+    TrainTask,
+)
 from protocol.spec import ExperimentSpec
 
 __all__ = [
@@ -48,6 +56,19 @@ def base_task(
     )
 
 
+def _fedmarl(spec: ExperimentSpec, ue: str) -> FedMarlTask | None:
+    """``ue``'s place in the Fed-MARL environment (None unless ``mode: fedmarl``)."""
+    if spec.mode != "fedmarl":
+        return None
+    ues = spec.topology.ues
+    return FedMarlTask(
+        config=spec.fedmarl.model_dump(mode="json"),
+        agent_index=[u.id for u in ues].index(ue),
+        n_agents=len(ues),
+        profiles=[u.profile for u in ues],
+    )
+
+
 def init_tasks(
     spec: ExperimentSpec, experiment_id: str, attempt: int, agents: Mapping[str, str]
 ) -> dict[str, Task]:
@@ -64,6 +85,7 @@ def init_tasks(
             dataset=spec.dataset.model_dump(mode="json"),
             seed=spec.seed,
         )
+        task.fedmarl = _fedmarl(spec, ue)
         tasks[agent] = task
     return tasks
 
@@ -115,6 +137,7 @@ def train_tasks(
         task.secagg = base64.b64encode(blob).decode() if blob is not None else None
         if evaluate:
             task.evaluate = _eval_task(spec, version, i, len(selected), ue_order.index(ue))
+        task.fedmarl = _fedmarl(spec, ue)
         tasks[agents[ue]] = task
     return tasks
 
@@ -180,6 +203,7 @@ def eval_tasks(
     for i, (ue, agent) in enumerate(agents.items()):
         task = base_task(spec, experiment_id, index, attempt, "evaluate", agent_ids)
         task.evaluate = _eval_task(spec, version, i, len(agent_ids), ue_order.index(ue))
+        task.fedmarl = _fedmarl(spec, ue)
         tasks[agent] = task
     return tasks
 

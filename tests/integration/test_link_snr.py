@@ -16,7 +16,6 @@ losing two; a run here that lost more ended at 0.3120).
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +24,7 @@ import pytest
 
 from protocol import tensorfile
 from protocol.spec import ExperimentSpec, parse_spec
-from testbed.launcher import (
-    ControllerAPI,
-    controller_env,
-    follow,
-    free_port,
-    processes,
-    start_agent,
-    start_ap_cluster,
-    start_controller,
-    wait_ready,
-)
+from tests.integration.conftest import run_networked
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist"
 ROUNDS = 3
@@ -67,26 +56,6 @@ def _spec(snr_db: float) -> ExperimentSpec:
             "secure_aggregation": {"enabled": True, "threshold": 3},
         }
     )
-
-
-def _run(spec: ExperimentSpec, workdir: Path) -> tuple[str, list[dict[str, Any]]]:
-    token, enrol = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    workdir.mkdir(parents=True)
-    with processes(workdir / "logs") as procs:
-        csi, air = start_ap_cluster(spec, workdir, procs)
-        assert air is not None
-        start_controller(procs, controller_env(workdir, port, csi, token, enrol, air))
-        wait_ready(url, procs, "controller")
-        for ue in spec.topology.ues:
-            start_agent(procs, ue, url, enrol, workdir)
-        api = ControllerAPI(url, token)
-        eid = api.create(spec)
-        api.start(eid)
-        final = follow(api, eid, ROUNDS, procs)
-        assert final["status"] == "completed", final
-        return eid, api.rounds(eid)
 
 
 def _local_delta(spec: ExperimentSpec, ue_index: int, global_flat: np.ndarray, rnd: int) -> Any:
@@ -157,8 +126,8 @@ def _final_model(workdir: Path, eid: str) -> np.ndarray:
 @pytest.mark.skipif(not DATA.exists(), reason=f"MNIST not found at {DATA}")
 def test_low_snr_loses_updates_and_accuracy_and_the_sums_stay_exact(tmp_path: Path) -> None:
     high_spec, low_spec = _spec(HIGH_SNR_DB), _spec(LOW_SNR_DB)
-    high_id, high = _run(high_spec, tmp_path / "high")
-    low_id, low = _run(low_spec, tmp_path / "low")
+    high_id, high = run_networked(high_spec, tmp_path / "high")
+    low_id, low = run_networked(low_spec, tmp_path / "low")
 
     assert sum(r["link_dropouts"] for r in high) == 0
     assert sum(r["link_dropouts"] for r in low) > 0

@@ -23,7 +23,7 @@ def _problems(data: dict[str, Any]) -> list[str]:
     return info.value.problems
 
 
-@pytest.mark.parametrize("name", ["quickstart.yaml", "lab.yaml"])
+@pytest.mark.parametrize("name", ["quickstart.yaml", "lab.yaml", "fedmarl.yaml"])
 def test_examples_are_valid(name: str) -> None:
     spec = load_spec(EXAMPLES / name)
     assert spec.n_ues == 6
@@ -110,6 +110,20 @@ def test_every_problem_is_reported_at_once() -> None:
     problems = _problems(data)
     assert any(p.startswith("radio.bandwidth_hz") for p in problems)
     assert any(p.startswith("fl.rounds") for p in problems)
+
+
+def test_fedmarl_mode_checks_its_engine_agents_and_boards() -> None:
+    data = _quickstart()
+    data["mode"] = "fedmarl"
+    data["engine"] = "sim"
+    data["topology"]["ues"] = [{"id": "ue0", "profile": "pi5"}]
+    joined = "\n".join(_problems(data))
+    assert "mode: fedmarl runs on the networked engine (engine.kind processes)" in joined
+    assert "topology.ues: mode fedmarl needs at least 2 agents, got 1" in joined
+    assert "topology.ues.0.profile: mode fedmarl's environment knows the built-in" in joined
+    data = _quickstart()
+    data["fedmarl"] = {"slots": 5}
+    assert any(p.startswith("fedmarl.slots") for p in _problems(data))
 
 
 def test_cross_checks() -> None:
