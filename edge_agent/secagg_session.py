@@ -51,9 +51,12 @@ class SecAggSession:
         key: Ed25519PrivateKey,
         setup_b64: str,
         roster_path: Optional[Path],
+        rng: Optional[np.random.Generator] = None,
     ) -> None:
         """``roster_path``: where the pinned roster lives; None trusts the roster as offered
-        (the in-process simulator, whose server and clients are one program)."""
+        (the in-process simulator, whose server and clients are one program). ``rng``: the
+        stochastic rounding's randomness (None: OS-seeded, as an agent's; the simulator
+        seeds it so that its runs repeat)."""
         payload = json.loads(base64.b64decode(setup_b64))
         self.setup = RoundSetup.from_bytes(base64.b64decode(payload["setup"]))
         offered: Dict[str, str] = payload["roster"]
@@ -61,7 +64,7 @@ class SecAggSession:
             roster = {u: base64.b64decode(k) for u, k in offered.items()}
         else:
             roster = pin_roster(roster_path, offered)
-        self.client = SecAggClient(client_id, IdentityKey(key), roster)
+        self.client = SecAggClient(client_id, IdentityKey(key), roster, rng=rng)
 
     def advertise(self) -> bytes:
         return self.client.advertise_keys(self.setup).to_bytes()

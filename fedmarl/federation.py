@@ -33,10 +33,13 @@ class Federation:
         secure: run the protocol (else plain averaging).
         secagg: the protocol's parameters (threshold, neighbours, clip, fraction bits); the
             clip bounds each coordinate of a network's change between two federations.
+        seed: seeds the agents' stochastic rounding (:func:`simulator.secure.secure_sum`), so
+            that a seeded run repeats exactly.
     """
 
     agents: Sequence[str]
     secure: bool = True
+    seed: int = 0
     secagg: SecureAggregationSpec = field(
         default_factory=lambda: SecureAggregationSpec(clip=4.0, fraction_bits=16)
     )
@@ -98,6 +101,7 @@ class Federation:
             dict.fromkeys(came, weight),
             {a: deltas[a] for a in came},
             self._keys,
+            seed=self.seed,
         )
         self.costs.append(cost)
         return (reference + total).astype(np.float32), sorted(contributors, key=names.index)

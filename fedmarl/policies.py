@@ -167,7 +167,11 @@ def make_policy(
         raise ValueError(f"`federate_every` must be at least 1, got {federate_every}")
     base = cfg or DRQNConfig(seed=seed)
     if name == "fedmarl":
-        fed = Federation(env.possible_agents, secure=secure) if env.config.agents > 1 else None
+        fed = (
+            Federation(env.possible_agents, secure=secure, seed=seed)
+            if env.config.agents > 1
+            else None
+        )
         return _Learner(name, env, base, fed, federate_every)
     if name == "centralised":
         from fedmarl.vdn import VDN

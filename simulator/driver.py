@@ -286,6 +286,7 @@ class SimDriver:
                 weight_of,
                 {u: deltas[self._pos[u]] for u in arrived},
                 self._keys,
+                seed=self.spec.seed,
             )
         except AggregationError as err:
             log.warning("round %d: secure aggregation failed: %s", index, err)

@@ -58,6 +58,7 @@ def secure_sum(
     weight_of: Mapping[str, float],
     deltas: Mapping[str, npt.NDArray[np.float32]],
     keys: Mapping[str, Ed25519PrivateKey],
+    seed: int | None = None,
 ) -> tuple[NDArrayFloat, list[str], SecureCost]:
     """``sum_u q_u delta_u`` over the arrived clients, learnt through the protocol.
 
@@ -66,6 +67,9 @@ def secure_sum(
         weight_of: ``q_u`` of the clients whose updates arrived.
         deltas: ``[P]`` update of every client in ``weight_of``.
         keys: identity key of every reporter.
+        seed: seeds each client's stochastic rounding by (seed, round, its place among the
+            reporters), so a seeded run repeats exactly (the masks cancel in the sum whatever
+            the keys); None: OS-seeded rounding, as the agents round.
 
     Raises:
         AggregationError: the protocol failed (e.g. fewer survivors than its threshold).
@@ -75,12 +79,14 @@ def secure_sum(
     public = {u: IdentityKey(keys[u]).public_bytes for u in reporters}
     agg = SecureAggregation(spec, experiment_id, round_id, list(reporters), dim, public)
     up = down = 0
+    order = {u: k for k, u in enumerate(reporters)}
     sessions = {}
     adverts = {}
     for u, blob in agg.setup_inputs().items():
         assert blob is not None
         down += len(blob)
-        sessions[u] = SecAggSession(u, keys[u], base64.b64encode(blob).decode(), None)
+        rng = None if seed is None else np.random.default_rng((seed, round_id, order[u]))
+        sessions[u] = SecAggSession(u, keys[u], base64.b64encode(blob).decode(), None, rng)
         adverts[u] = sessions[u].advertise()
         up += len(adverts[u])
     agg.receive_setup(adverts)

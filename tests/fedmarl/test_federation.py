@@ -44,6 +44,18 @@ def test_one_agent_dropped_mid_round_the_round_completes() -> None:
     assert fed.costs[-1].uplink_bytes > 4 * 200  # masked inputs of 3 agents, 4 key exchanges
 
 
+def test_a_seeded_federation_repeats_exactly_and_the_seed_matters() -> None:
+    rng = np.random.default_rng(2)
+    reference = np.zeros(500, dtype=np.float32)
+    vectors = rng.normal(0, 0.1, size=(4, 500)).astype(np.float32)  # off the grid: rounded
+    one, _ = Federation(AGENTS, seed=7).average(vectors, reference)
+    two, _ = Federation(AGENTS, seed=7).average(vectors, reference)  # fresh keys, same sum
+    other, _ = Federation(AGENTS, seed=8).average(vectors, reference)
+    assert np.array_equal(one, two)
+    assert not np.array_equal(one, other)
+    assert np.abs(one - other).max() <= 4 * STEP  # only the rounding differs
+
+
 def test_federating_drqns_sets_every_online_network_to_the_average() -> None:
     agent = DRQN(4, 6, 5, DRQNConfig(hidden=8, dense=8, seed=3))
     before = agent.online_vectors()
