@@ -8,13 +8,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from controller import dashboard
 from controller.api import openapi
 from controller.api.limits import BodyLimits
-from controller.api.routes import agents, experiments, health
+from controller.api.routes import agents, events, experiments, health
+from controller.metrics import CONTENT_TYPE, MetricsMiddleware
 from controller.service import ControllerService
 from controller.settings import ControllerSettings, get_settings
 
@@ -45,8 +47,23 @@ def create_app(settings: ControllerSettings | None = None) -> FastAPI:
     )
     app.state.service = service
     app.include_router(health.router)
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    def metrics() -> Response:
+        """Prometheus metrics in the text exposition format (no credentials, no secrets:
+        counts, durations and statuses only)."""
+        return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
+
     app.include_router(experiments.router, prefix=API_PREFIX)
     app.include_router(agents.router, prefix=API_PREFIX)
+    app.include_router(events.router, prefix=API_PREFIX)
+    app.include_router(dashboard.router)
+    app.mount("/dashboard/static", dashboard.static_files(), name="dashboard-static")
+    app.add_middleware(
+        MetricsMiddleware,
+        metrics=service.metrics,
+        templates=lambda: [*app.openapi()["paths"], "/docs", "/openapi.json"],
+    )
     app.add_middleware(
         BodyLimits,
         limit_for=service.body_limit,

@@ -67,18 +67,31 @@ class ExperimentCSI:
         }
         return out, info
 
-    def status(self) -> dict[str, Any]:
+    def status(self, ue_ids: list[str] | None = None) -> dict[str, Any]:
+        """Each AP's last frame, age, staleness, antennas and estimator, and the ingest
+        counters; with ``ue_ids``, also each AP's estimated gain per UE over its last frames
+        (``gain_db``, dB; UEs it does not report are left out)."""
         snap = self.store.snapshot()
-        aps = {
-            ap: {
+        histories = self.store.histories() if ue_ids else {}
+        aps: dict[str, dict[str, Any]] = {}
+        for i, ap in enumerate(snap.ap_ids):
+            aps[ap] = {
                 "frame": int(snap.frame[i]),
                 "age_s": float(snap.age_s[i]) if np.isfinite(snap.age_s[i]) else None,
                 "stale": bool(snap.stale[i]),
                 "n_ant": int(snap.n_ant[i]),
                 "estimator": snap.est[i],
             }
-            for i, ap in enumerate(snap.ap_ids)
-        }
+            if ue_ids and ap in histories:
+                g = averaged_gain(
+                    {ap: histories[ap]},
+                    ue_ids,
+                    noise_power_w=self.noise_w,
+                    window=_AVERAGE_MESSAGES,
+                )
+                aps[ap]["gain_db"] = {
+                    u: float(10 * np.log10(x)) for u, x in zip(ue_ids, g, strict=True) if x > 0
+                }
         return {"aps": aps, "counters": asdict(self.store.counters)}
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -32,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-__all__ = ["AgentRow", "Base", "Database", "ExperimentRow", "RoundRow"]
+__all__ = ["AgentRow", "Base", "Database", "EventRow", "ExperimentRow", "RoundRow"]
 
 
 def _now() -> dt.datetime:
@@ -98,6 +99,18 @@ class RoundRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
+class EventRow(Base):
+    """One fact of an experiment (:mod:`controller.events`); ``id`` orders them all."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
 class AgentRow(Base):
     __tablename__ = "agents"
 
@@ -135,11 +148,17 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: Called with each commit's duration, s (the Prometheus histogram).
+        self.on_commit: Callable[[float], None] | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
-            yield session
+        with self._sessions() as session:
+            with session.begin():
+                yield session
+                body_done = time.perf_counter()
+            if self.on_commit is not None:  # the commit's own time (measured)
+                self.on_commit(time.perf_counter() - body_done)
 
     def experiment(self, session: Session, experiment_id: str) -> ExperimentRow | None:
         return session.get(ExperimentRow, experiment_id)

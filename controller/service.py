@@ -9,8 +9,10 @@ service itself always starts, whatever the database holds.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -24,6 +26,8 @@ from controller.db import AgentRow, Database, ExperimentRow
 from controller.engine.board import TaskBoard
 from controller.engine.liveness import AgentDirectory, AgentInfo
 from controller.engine.round_engine import RoundEngine
+from controller.events import EventLog
+from controller.metrics import Metrics, service_metrics
 from controller.models_store import ModelStore
 from controller.settings import ControllerSettings
 from protocol.spec import ExperimentSpec, parse_spec
@@ -55,6 +59,13 @@ class ControllerService:
         self.settings = settings
         self.started_at = time.time()
         self.db = Database(settings.database_url)
+        self.events = EventLog(self.db)
+        self.metrics = Metrics()
+        self.events.listen(self.metrics.on_event)
+        self.db.on_commit = self.metrics.db_commit.observe
+        self.metrics.read_at_scrape(functools.partial(service_metrics, self))
+        #: Set when the service shuts down (the event streams end).
+        self.stopping = threading.Event()
         self.store = ModelStore(settings.data_dir / "models")
         self.board = TaskBoard()
         self.agents = AgentDirectory(timeout_s=settings.heartbeat_timeout_s)
@@ -98,6 +109,7 @@ class ControllerService:
     def shutdown(self, timeout_s: float = 3.0) -> None:
         """Stop every engine within ``timeout_s`` together: a round in progress is abandoned
         (it was not committed, so it runs again after a restart)."""
+        self.stopping.set()
         engines = list(self.engines.values())
         for engine in engines:
             engine.stop_event.set()
@@ -145,9 +157,12 @@ class ControllerService:
         algorithm, policy_source = _make_algorithm(spec, resume_from)
         gains: Any = _no_csi
         air: AirChannel | None = None
+        csi_status = None
         if self.csi is not None:
             csi = self.csi.attach(experiment_id, spec)
             gains, air = csi.gains, csi.measured_air()
+            ue_ids = [ue.id for ue in spec.topology.ues]
+            csi_status = functools.partial(csi.status, ue_ids)
         if self.settings.air_endpoint:
             from controller.air import SimAir
 
@@ -168,6 +183,8 @@ class ControllerService:
             air=air,
             policy_dir=self.settings.data_dir / "policies",
             policy_source=policy_source,
+            events=self.events,
+            csi_status=csi_status,
         )
 
     def _set_status(self, experiment_id: str, status: str, error: str | None) -> None:
@@ -175,6 +192,8 @@ class ControllerService:
             row = s.get(ExperimentRow, experiment_id)
             if row is not None:
                 row.status, row.error = status, error
+                event = {"status": status, "error": error}
+                self.events.publish(experiment_id, "experiment_status", event, s)
 
     def stop_experiment(self, experiment_id: str, status: str = "stopped") -> None:
         engine = self.engines.pop(experiment_id, None)
@@ -187,6 +206,8 @@ class ControllerService:
             row = s.get(ExperimentRow, experiment_id)
             if row is not None and row.status == "running":
                 row.status = status
+                event = {"status": status, "error": None}
+                self.events.publish(experiment_id, "experiment_status", event, s)
 
     # -- limits -------------------------------------------------------------------------------
     def body_limit(self, method: str, path: str) -> int:

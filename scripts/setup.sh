@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent setup for the testbed on Debian 12 (run as root for the apt step).
 #
-#   1. Debian packages: GNU Radio 3.10 and UHD (Python bindings built against NumPy 1.x).
+#   1. Debian packages: GNU Radio 3.10 and UHD (Python bindings built against NumPy 1.x),
+#      PostgreSQL, and chromium (the dashboard's browser test).
 #   2. A virtual environment made from /usr/bin/python3 that sees only gnuradio, pmt and uhd
 #      from /usr/lib/python3/dist-packages (DESIGN.md section 11).
 #   3. The Python dependencies, through constraints.txt (numpy<2, torch==2.13.0+cpu).
@@ -14,7 +15,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 EXTRAS="${EXTRAS:-all,dev}"
 SYSTEM_PYTHON=/usr/bin/python3
-APT_PACKAGES=(gnuradio uhd-host python3-uhd python3-venv python3-dev systemd postgresql)
+APT_PACKAGES=(gnuradio uhd-host python3-uhd python3-venv python3-dev systemd postgresql chromium fonts-dejavu-core)
 SYSTEM_MODULES=(gnuradio pmt uhd)
 
 step() { printf '==> setup: %s\n' "$*"; }

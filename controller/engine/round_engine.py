@@ -50,6 +50,7 @@ from controller.engine.aggregation import (
 )
 from controller.engine.board import StageConsumer, StageKey, TaskBoard
 from controller.engine.liveness import AgentDirectory
+from controller.events import EventLog
 from controller.models_store import ModelStore
 from controller.round import Carry, ClientReport, LinkResult, RoundPlan, RoundRecord
 from protocol import tensorfile
@@ -142,8 +143,13 @@ class RoundEngine:
         air: AirChannel | None = None,
         policy_dir: Path | None = None,
         policy_source: str = "none",
+        events: EventLog | None = None,
+        csi_status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.experiment_id = experiment_id
+        self._events = events
+        self._csi_status = csi_status
+        self._seen_alive: dict[str, str] = {}
         self.spec = spec
         self._db, self._store, self._board, self._agents = db, store, board, agents
         self._csi, self._aggregation, self._algorithm = csi, aggregation, algorithm
@@ -182,6 +188,12 @@ class RoundEngine:
             row = s.get(ExperimentRow, self.experiment_id)
             if row is not None:
                 row.status, row.error = status, error
+                self._emit("experiment_status", {"status": status, "error": error}, s)
+
+    def _emit(self, kind: str, data: dict[str, Any], session: Any = None) -> None:
+        """Publish an event of this experiment (nothing without an event log)."""
+        if self._events is not None:
+            self._events.publish(self.experiment_id, kind, data, session)
 
     def _run(self) -> None:
         try:
@@ -230,7 +242,15 @@ class RoundEngine:
     def _alive_agents(self) -> dict[str, str]:
         """UE id -> agent id for the UEs whose agent is alive."""
         profiles = {ue.id: ue.profile for ue in self.spec.topology.ues}
-        return self._agents.assignment(self._ue_ids, profiles)
+        alive = self._agents.assignment(self._ue_ids, profiles)
+        for ue, agent in alive.items():
+            if self._seen_alive.get(ue) != agent:
+                self._emit("agent_up", {"agent": agent, "ue": ue})
+        for ue, agent in self._seen_alive.items():
+            if alive.get(ue) != agent:
+                self._emit("agent_down", {"agent": agent, "ue": ue})
+        self._seen_alive = dict(alive)
+        return alive
 
     def _wait_for_agents(self, need: int, patience_s: float) -> dict[str, str]:
         """UE -> agent once every UE has a live agent, or ``need`` do after ``patience_s``."""
@@ -256,16 +276,25 @@ class RoundEngine:
         deadline = time.time() + deadline_s
         for task in tasks.values():
             task.deadline_unix = deadline
+        facts: dict[str, Any] = {
+            "round": state.index,
+            "attempt": state.attempt,
+            "stage": stage,
+            "tasks": len(tasks),
+        }
+        if stage in _SECAGG_STAGES and self.spec.secure_aggregation.enabled:
+            facts["threshold"] = self.spec.secagg_threshold
+        self._emit("stage_opened", {**facts, "deadline_s": deadline_s})
         self._board.open_stage(key, tasks, consume)
         try:
             got = self._board.wait(key, deadline, self.stop_event)
         finally:
             self._board.close_stage(key)
+        took = round(time.time() - (deadline - deadline_s), 3)
+        self._emit("stage_closed", {**facts, "received": len(got), "duration_s": took})
         if self.stop_event.is_set():
             raise RoundFailedError("stopped")
-        state.details.setdefault("stage_s", {})[stage] = round(
-            time.time() - (deadline - deadline_s), 3
-        )
+        state.details.setdefault("stage_s", {})[stage] = took
         return got
 
     def _base_task(self, state: _RoundState, stage: str, clients: list[str]) -> Task:
@@ -311,12 +340,15 @@ class RoundEngine:
         if len(alive) < need:
             raise RoundFailedError(f"{len(alive)} agents alive, {need} needed")
         state.selected = selected = core.select(algorithm, spec, index, list(alive), self._rng)
+        self._emit("round_opened", {"round": index, "attempt": state.attempt, "selected": selected})
         tensors, order = self._store.load(
             self.experiment_id, version, candidate=pending is not None
         )
         dim = int(sum(int(np.prod(tensors[k].shape)) for k in order))
         gains, csi_info = self._csi(selected)
         state.details["csi"] = csi_info
+        if self._csi_status is not None:
+            self._emit("csi", {"round": index, **self._csi_status()})
         plan = core.plan(
             algorithm,
             spec,
@@ -328,6 +360,7 @@ class RoundEngine:
             anchor_frame=_anchor_frame(csi_info),
             history=self._carry.history,
         )
+        self._emit("plan", {"round": index, "attempt": state.attempt, **plan.to_record()})
         identities = {u: self._agents.public_key_raw(alive[u]) for u in selected}
         try:
             agg = self._aggregation(
@@ -343,6 +376,7 @@ class RoundEngine:
                 evals = self._evaluate(pending.state, alive, version)
             self._commit_pending(pending, evals)
         link = self._link(state, plan, reports)
+        self._emit("link", {"round": index, "attempt": state.attempt, **link.to_record()})
         # The next round's plan reads this round's link outcome before this round commits.
         state.details["link_features"] = {
             u: v.tolist() for u, v in core.link_features(link).items()
@@ -590,6 +624,7 @@ class RoundEngine:
                 )
             )
             exp.next_round = state.index + 1
+            self._emit("round_committed", _committed(rec, wall, new_version is not None), s)
             if new_version is not None:
                 exp.model_version = new_version
                 exp.model_path = str(model_path)
@@ -618,6 +653,29 @@ class RoundEngine:
 
 #: Upload stages that carry a client's (masked) update: only arrived updates are sent.
 _UPDATE_STAGES = ("masked_input", "upload")
+#: The secure-aggregation protocol's stages (their events carry its threshold).
+_SECAGG_STAGES = ("train", "share_keys", "masked_input", "unmask")
+
+
+def _committed(rec: RoundRecord, wall_s: float, updated: bool) -> dict[str, Any]:
+    """The ``round_committed`` event: the round's metrics row (modelled ``model_*``, measured
+    ``measured_*`` and ``wall_s``), as metrics.csv has it."""
+    return {
+        "round": rec.index,
+        "accuracy": rec.accuracy,
+        "loss": rec.loss,
+        "fairness_var": rec.fairness_var,
+        "model_latency_s": rec.model_latency_s,
+        "model_energy_j": rec.model_energy_j,
+        "model_time_s": rec.model_time_s,
+        "mean_mcs_index": rec.mean_mcs_index,
+        "measured_train_s": rec.measured_train_s,
+        "wall_s": wall_s,
+        "link_dropouts": rec.link_dropouts,
+        "crash_dropouts": rec.crash_dropouts,
+        "updated": updated,
+        "reward": rec.reward,
+    }
 
 
 def _taker(agg: StreamedAggregation, stage: str, agent_to_ue: dict[str, str]) -> StageConsumer:

@@ -134,7 +134,7 @@ def test_schema_is_created_on_postgres(postgres_db: str) -> None:
     database = Database(postgres_db)
     try:
         schema = inspect(database.engine)
-        assert set(schema.get_table_names()) == {"experiments", "rounds", "agents"}
+        assert set(schema.get_table_names()) == {"experiments", "rounds", "agents", "events"}
         uniques = schema.get_unique_constraints("rounds")
         assert [sorted(u["column_names"]) for u in uniques] == [["experiment_id", "index"]]
         (fk,) = schema.get_foreign_keys("rounds")

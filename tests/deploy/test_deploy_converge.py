@@ -116,6 +116,8 @@ def _inventory(tmp: Path, wheel: Path, images: Path) -> tuple[dict[str, Any], di
                             **_host_vars(roots["controller"], wheel, "controller"),
                             "controller_listen_host": "127.0.0.1",
                             "controller_port": 8123,
+                            "controller_grafana_enabled": True,
+                            "controller_grafana_prometheus_url": "http://prometheus.lab:9090",
                         }
                     }
                 },
@@ -283,6 +285,16 @@ def test_controller_configuration_matches_the_inventory(converged: dict[str, Any
     assert unit["User"] == USER
     assert (root / "var" / "lib" / "testbed-controller" / "models").is_dir()
     assert (root / "opt" / "testbed" / "venv" / "bin" / "testbed").is_file()
+    # Grafana: the dashboard (the one whose queries tests/integration/test_live.py checks)
+    # and the data source pointing at the inventory's Prometheus.
+    board = root / "var" / "lib" / "grafana" / "dashboards" / "testbed-controller.json"
+    shipped = Path(__file__).resolve().parents[2] / "deploy/roles/controller/files"
+    assert board.read_bytes() == (shipped / "grafana-dashboard.json").read_bytes()
+    provisioning = root / "etc" / "grafana" / "provisioning"
+    source = yaml.safe_load((provisioning / "datasources" / "testbed.yaml").read_text())
+    assert source["datasources"][0]["url"] == "http://prometheus.lab:9090"
+    folder = yaml.safe_load((provisioning / "dashboards" / "testbed.yaml").read_text())
+    assert folder["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
 
 
 @pytest.mark.parametrize(

@@ -174,6 +174,7 @@ def delete_experiment(experiment_id: str, service: Service, _: Operator) -> Resp
         row = s.get(ExperimentRow, experiment_id)
         if row is not None:
             s.delete(row)
+    service.events.delete(experiment_id)
     service.store.delete(experiment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
