@@ -329,7 +329,6 @@ class Agent:
 
     def _train(self, task: Task) -> Tuple[bytes, str]:
         from edge_agent.models import build_model, vector_to_parameters
-        from edge_agent.secagg_session import SecAggSession
         from edge_agent.training import local_train
 
         t = task.train
@@ -371,14 +370,7 @@ class Agent:
             scored, loss_before = self._score(task, scorer, data)
             result, reading = self._metered(train)
         result = replace(result, loss_before=loss_before)
-        self._round = _RoundMemory((task.experiment_id, task.round, task.attempt), result.delta)
-        advert: Optional[str] = None
-        if t.secure_aggregation:
-            if not task.secagg:
-                raise ValueError("secure aggregation is on but the task has no set-up")
-            self._round.secagg = SecAggSession(t.ue_id, self._key, task.secagg, self._roster_path)
-            advert = base64.b64encode(self._round.secagg.advertise()).decode()
-        self.stats["rounds_trained"] += 1
+        advert = self._remember(task, t, result.delta)
         report = TrainReport(
             loss=result.loss_before,
             loss_after=result.loss_after,
@@ -429,7 +421,6 @@ class Agent:
     def _train_marl(self, task: Task, t: TrainTask) -> Tuple[bytes, str]:
         """``mode: fedmarl``'s train stage: score the federated network (when asked), learn
         from it for the round's episodes, report the network's change as the update."""
-        from edge_agent.secagg_session import SecAggSession
 
         player = self._marl_player(task)
         w_global = self._model_vector(task.experiment_id, t.model_version)
@@ -437,14 +428,7 @@ class Agent:
         e = task.evaluate
         evaluation = None if e is None else self._marl_eval(task, e, w_global)
         result, reading = self._metered(lambda: player.train(w_global, task.round))
-        self._round = _RoundMemory((task.experiment_id, task.round, task.attempt), result.delta)
-        advert: Optional[str] = None
-        if t.secure_aggregation:
-            if not task.secagg:
-                raise ValueError("secure aggregation is on but the task has no set-up")
-            self._round.secagg = SecAggSession(t.ue_id, self._key, task.secagg, self._roster_path)
-            advert = base64.b64encode(self._round.secagg.advertise()).decode()
-        self.stats["rounds_trained"] += 1
+        advert = self._remember(task, t, result.delta)
         report = TrainReport(
             loss=result.loss,
             loss_after=result.loss,
@@ -457,6 +441,21 @@ class Agent:
             evaluation=evaluation,
         )
         return report.model_dump_json().encode(), "application/json"
+
+    def _remember(self, task: Task, t: TrainTask, delta: np.ndarray) -> Optional[str]:
+        """Keep the round's update for its upload stages and count the round; with secure
+        aggregation, open its session: the key advert (base64) the train report carries."""
+        from edge_agent.secagg_session import SecAggSession
+
+        self._round = _RoundMemory((task.experiment_id, task.round, task.attempt), delta)
+        advert: Optional[str] = None
+        if t.secure_aggregation:
+            if not task.secagg:
+                raise ValueError("secure aggregation is on but the task has no set-up")
+            self._round.secagg = SecAggSession(t.ue_id, self._key, task.secagg, self._roster_path)
+            advert = base64.b64encode(self._round.secagg.advertise()).decode()
+        self.stats["rounds_trained"] += 1
+        return advert
 
     def _score(
         self, task: Task, model: Module, local: Any
