@@ -10,6 +10,7 @@ from torch import nn
 from edge_agent.data import load_dataset
 from edge_agent.models import build_model, parameters_to_vector
 from edge_agent.training import local_train
+from simulator import training
 from simulator.stacked import StackedChain
 from simulator.training import BatchedTrainer, SGDConfig
 
@@ -39,7 +40,10 @@ def _agent_delta(x, y, seg, w, cfg: SGDConfig, weight_decay: float = 0.0) -> np.
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["one-thread", "two-workers"])
 @pytest.mark.parametrize("stacked", [True, False], ids=["stacked", "vmap"])
-def test_each_client_trains_as_its_agent(mnist, stacked: bool, workers: int) -> None:
+def test_each_client_trains_as_its_agent(
+    mnist, stacked: bool, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(training, "_POOL_MIN_ITEMS", 1)  # these few chunks on the workers too
     x, y = mnist
     w = parameters_to_vector(build_model("mnist_cnn", seed=5))
     cfg = SGDConfig(
@@ -61,7 +65,10 @@ def test_each_client_trains_as_its_agent(mnist, stacked: bool, workers: int) -> 
 
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["one-thread", "two-workers"])
-def test_one_step_clients_are_summed_in_closed_form(mnist, workers: int) -> None:
+def test_one_step_clients_are_summed_in_closed_form(
+    mnist, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(training, "_POOL_MIN_ITEMS", 1)
     x, y = mnist
     w = parameters_to_vector(build_model("mnist_cnn", seed=1))
     cfg = SGDConfig(epochs=1, batch_size=32, lr=0.1, momentum=0.9, seed=3)
@@ -102,7 +109,10 @@ def test_stacked_chain_refuses_what_it_cannot_stack() -> None:
         StackedChain(nn.Sequential(nn.BatchNorm1d(4)), torch.randn(2, 4))
 
 
-def test_scoring_on_worker_threads_matches_one_thread(mnist) -> None:
+def test_scoring_on_worker_threads_matches_one_thread(
+    mnist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(training, "_POOL_MIN_ITEMS", 1)
     x, y = mnist
     w = parameters_to_vector(build_model("mnist_cnn", seed=2))
     one, two = BatchedTrainer("mnist_cnn"), BatchedTrainer("mnist_cnn", workers=2)
