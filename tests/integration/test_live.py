@@ -195,7 +195,7 @@ def test_dashboard_shows_every_round_live(lab: Lab) -> None:
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
-    rounds = 6
+    rounds = 12
     eid = lab.api.create(_spec("dashboard", rounds))
     requests: list[str] = []
     with sync_playwright() as pw:
@@ -243,7 +243,7 @@ def test_dashboard_shows_every_round_live(lab: Lab) -> None:
                 page.screenshot(path=str(ARTIFACTS / "dashboard-running.png"), full_page=True)
                 page.reload()  # the token survives in the session; the history replays
                 shows_within(k, 2.0)
-            if k == 4:
+            if k == 4:  # eight rounds to go (a round lasts about a second here)
                 row.locator("[data-action=stop]").click()
                 lab.wait(lambda: lab.api.experiment(eid)["status"] == "stopped", 30, "stop")
                 row.locator("[data-action=start]").click()

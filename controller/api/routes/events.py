@@ -41,7 +41,7 @@ def _start_id(last_event_id: str | None, after: int | None) -> int:
         value = -1
     if value < 0:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            422,
             [
                 {
                     "loc": ["header", "Last-Event-ID"],

@@ -72,7 +72,8 @@ async function refreshExperiments() {
   if (!answer.ok) return;
   const list = await answer.json();
   const body = $("experiments").tBodies[0];
-  body.replaceChildren(...list.map(experimentRow));
+  const rows = new Map([...body.rows].map((tr) => [tr.dataset.experiment, tr]));
+  body.replaceChildren(...list.map((e) => experimentRow(e, rows.get(e.id))));
   if (watched === null && list.length) {
     const running = list.find((e) => e.status === "running");
     watch((running || list[list.length - 1]).id);
@@ -81,11 +82,19 @@ async function refreshExperiments() {
   if (mine) $("watch-status").textContent = mine.status;
 }
 
-function experimentRow(e) {
+// A row per experiment; an existing row keeps its buttons (only its cells' text changes), so a
+// click never lands on a row that the refresh has just replaced.
+function experimentRow(e, existing) {
+  const cells = [e.id, e.status, e.algorithm, `${e.rounds_completed} / ${e.rounds_total}`];
+  if (existing) {
+    cells.forEach((text, i) => { existing.cells[i].textContent = text; });
+    existing.className = e.id === watched ? "watched" : "";
+    return existing;
+  }
   const tr = document.createElement("tr");
   tr.dataset.experiment = e.id;
   if (e.id === watched) tr.className = "watched";
-  for (const text of [e.id, e.status, e.algorithm, `${e.rounds_completed} / ${e.rounds_total}`]) {
+  for (const text of cells) {
     const td = document.createElement("td");
     td.textContent = text;
     tr.append(td);
