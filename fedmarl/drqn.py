@@ -184,6 +184,36 @@ class StackedQNet:
         q = (torch.bmm(hs, p["w_out"]) + p["b_out"]).reshape(n, b, t, -1)
         return q, (h, c)
 
+    def greedy(
+        self, obs: npt.NDArray[np.float32], state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[npt.NDArray[np.int64], tuple[torch.Tensor, torch.Tensor]]:
+        """One slot: ``[N]`` greedy actions for ``obs [N, O]`` and the next recurrent state
+        (``([N, 1, H], [N, 1, H])``)."""
+        with torch.no_grad():
+            q, state = self.forward(torch.from_numpy(obs)[:, None, None], state)
+        return q[:, 0, 0].argmax(dim=1).numpy().astype(np.int64), state
+
+    def load(
+        self, vectors: npt.NDArray[np.float32], rows: npt.NDArray[np.int64] | None = None
+    ) -> None:
+        """Set the nets of ``rows`` (default all) from flat ``[len(rows), P]`` vectors (the
+        layout of :meth:`DRQN.online_vectors`); one row ``[1, P]`` sets every one of them.
+
+        Raises:
+            ValueError: ``vectors`` do not hold exactly ``P`` values per row.
+        """
+        rows = np.arange(self.params["w_in"].shape[0]) if rows is None else np.asarray(rows)
+        need = sum(p[0].numel() for p in self.params.values())
+        if vectors.ndim != 2 or vectors.shape[1] != need:
+            raise ValueError(f"`vectors` must be [rows, {need}], got {list(vectors.shape)}")
+        with torch.no_grad():
+            start = 0
+            for p in self.params.values():
+                size = p[0].numel()
+                block = torch.from_numpy(vectors[:, start : start + size])
+                p[torch.from_numpy(rows)] = block.reshape(len(vectors), *p.shape[1:])
+                start += size
+
     def copy_from(self, other: StackedQNet) -> None:
         with torch.no_grad():
             for k, v in other.params.items():
@@ -200,16 +230,7 @@ class GreedyPlayers:
     ) -> None:
         self.n, self.cfg = n, cfg
         self.net = StackedQNet(n, obs_size, actions, cfg, torch.Generator().manual_seed(0))
-        start = 0
-        with torch.no_grad():
-            for p in self.net.params.values():
-                size = p[0].numel()
-                if start + size > vector.size:
-                    raise ValueError(f"`vector` has {vector.size} values, the net needs more")
-                p.copy_(torch.from_numpy(vector[start : start + size]).reshape(p.shape[1:]))
-                start += size
-        if start != vector.size:
-            raise ValueError(f"`vector` has {vector.size} values, the net {start}")
+        self.net.load(vector[None])
         self.begin_episode()
 
     def begin_episode(self) -> None:
@@ -218,9 +239,8 @@ class GreedyPlayers:
 
     def act(self, obs: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
         """``[N]`` greedy actions for ``obs [N, O]``."""
-        with torch.no_grad():
-            q, self._state = self.net.forward(torch.from_numpy(obs)[:, None, None], self._state)
-        return q[:, 0, 0].argmax(dim=1).numpy().astype(np.int64)
+        actions, self._state = self.net.greedy(obs, self._state)
+        return actions
 
 
 class SequenceReplay:
@@ -320,9 +340,7 @@ class DRQN:
         self._trace_obs.append(obs.astype(np.float32))
         h, c = self._state
         self._trace_state.append((h[:, 0].numpy().copy(), c[:, 0].numpy().copy()))
-        with torch.no_grad():
-            q, self._state = self.online.forward(torch.from_numpy(obs)[:, None, None], self._state)
-        greedy = q[:, 0, 0].argmax(dim=1).numpy().astype(np.int64)
+        greedy, self._state = self.online.greedy(obs, self._state)
         return epsilon_greedy(greedy, self.n_actions, self.epsilon, self.rng) if explore else greedy
 
     def observe(
@@ -394,13 +412,4 @@ class DRQN:
         self, vectors: npt.NDArray[np.float32], agents: npt.NDArray[np.int64] | None = None
     ) -> None:
         """Set the online networks of ``agents`` (default all) from ``[len(agents), P]``."""
-        rows = np.arange(self.n) if agents is None else np.asarray(agents)
-        with torch.no_grad():
-            start = 0
-            for p in self.online.params.values():
-                size = p[0].numel()
-                block = torch.from_numpy(vectors[:, start : start + size]).reshape(
-                    len(rows), *p.shape[1:]
-                )
-                p[torch.from_numpy(rows)] = block
-                start += size
+        self.online.load(vectors, agents)
