@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from controller.db import Database, EventRow
 
-__all__ = ["EVENT_KINDS", "EventLog", "Listener", "format_sse"]
+__all__ = ["EVENT_KINDS", "READ_LIMIT", "EventLog", "Listener", "format_sse"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ EVENT_KINDS = (
 #: (experiment id, kind, data) of each event, as it is published.
 Listener = Callable[[str, str, dict[str, Any]], None]
 #: Events one read returns at most (a client far behind catches up over several reads).
-_READ_LIMIT = 500
+READ_LIMIT = 500
 
 
 def _finite(value: Any) -> Any:
@@ -120,7 +120,7 @@ class EventLog:
             self._published += 1
 
     def after(
-        self, experiment_id: str, last_id: int, limit: int = _READ_LIMIT
+        self, experiment_id: str, last_id: int, limit: int = READ_LIMIT
     ) -> list[tuple[int, str, dict[str, Any]]]:
         """``(id, kind, data)`` of the experiment's events after ``last_id``, oldest first."""
         stmt = (

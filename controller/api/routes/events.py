@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from controller.api.deps import Operator, Service
 from controller.api.openapi import ERRORS
 from controller.db import ExperimentRow
-from controller.events import format_sse
+from controller.events import READ_LIMIT, format_sse
 
 router = APIRouter(prefix="/experiments", tags=["events"], responses=ERRORS(401, 404, 422))
 
@@ -84,7 +84,7 @@ async def stream_events(
             rows = []
             if published != seen or quiet >= _IDLE_POLL_S:
                 rows = await run_in_threadpool(events.after, experiment_id, last)
-                seen = published if len(rows) < 500 else -1
+                seen = published if len(rows) < READ_LIMIT else -1  # more may wait
             for event_id, kind, data in rows:
                 yield format_sse(event_id, kind, data)
                 last = event_id
