@@ -310,8 +310,11 @@ class BatchedTrainer:
         sizes = [len(s) for s in segments]
         per_sample = np.repeat(weights / np.array(sizes), sizes)
 
+        # One set of leaves for every block: autograd.grad on separate graphs that share
+        # leaves accumulates nothing into them, so the worker threads do not interfere.
+        params = self._shared(w0, requires_grad=True)
+
         def block(lo: int) -> list[torch.Tensor]:
-            params = self._shared(w0, requires_grad=True)  # one graph per worker
             take = torch.from_numpy(idx[lo : lo + _EVAL_BATCH])
             q = torch.from_numpy(per_sample[lo : lo + _EVAL_BATCH].astype(np.float32))
             logits = self._plain(params, x[take], train=True)
