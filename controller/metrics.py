@@ -10,8 +10,8 @@ status class, stage, link outcome, AP id, experiment status), never a UE or an a
   event stream's open time is not a request's duration);
 - rounds, from the event stream (:mod:`controller.events`): ``testbed_rounds_total{updated}``,
   ``testbed_round_wall_seconds``, ``testbed_stage_duration_seconds{stage}``,
-  ``testbed_secagg_stage_duration_seconds{stage}``, ``testbed_link_updates_total{outcome}``,
-  ``testbed_link_dropouts_total``, ``testbed_crash_dropouts_total`` (modelled by the link
+  ``testbed_secagg_stage_duration_seconds{stage}``, ``testbed_model_link_updates_total{outcome}``,
+  ``testbed_model_link_dropouts_total``, ``testbed_crash_dropouts_total`` (modelled by the link
   layer: the dropouts; measured: the durations), ``testbed_events_total{kind}``;
 - database: ``testbed_db_commit_duration_seconds``;
 - read at each scrape: ``testbed_csi_messages_total{result}`` (the ingest counters of every
@@ -92,13 +92,13 @@ class Metrics:
             registry=r,
         )
         self.link_updates = Counter(
-            "testbed_link_updates",
+            "testbed_model_link_updates",
             "Updates by link outcome (arrived, late, failed; modelled by the link layer).",
             ("outcome",),
             registry=r,
         )
         self.link_dropouts = Counter(
-            "testbed_link_dropouts", "Updates the radio lost (modelled).", registry=r
+            "testbed_model_link_dropouts", "Updates the radio lost (modelled).", registry=r
         )
         self.crash_dropouts = Counter(
             "testbed_crash_dropouts",

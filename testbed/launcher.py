@@ -337,8 +337,8 @@ def run_experiment(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
         "plots": [p.name for p in plots],
     }
     if spec.mode == "fedmarl":  # the last evaluation's environment metrics (modelled)
-        evaluated = [r for r in rounds if (r.get("details") or {}).get("fedmarl")]
-        summary["fedmarl"] = evaluated[-1]["details"]["fedmarl"] if evaluated else None
+        evaluated = [r for r in rounds if (r.get("details") or {}).get("model_fedmarl")]
+        summary["model_fedmarl"] = evaluated[-1]["details"]["model_fedmarl"] if evaluated else None
     write_summary(summary, out / "summary.json")
     if final["status"] != "completed":
         raise LaunchError(

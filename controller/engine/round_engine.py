@@ -423,7 +423,7 @@ class RoundEngine:
         p.state.details["evaluated_by"] = sorted(evals)
         marl = _marl_metrics(evals)
         if marl:
-            p.state.details["fedmarl"] = marl
+            p.state.details["model_fedmarl"] = marl
         self._finish(
             p.state, p.plan, p.reports, p.link, p.contributors, metrics, p.version, p.ended
         )

@@ -90,7 +90,7 @@ def test_agents_federate_their_drqns_through_the_round(tmp_path: Path) -> None:
     assert len(rounds) == ROUNDS
     assert all(r["updated"] for r in rounds)
     for r in rounds:
-        marl = r["details"]["fedmarl"]
+        marl = r["details"]["model_fedmarl"]
         assert r["accuracy"] == pytest.approx(marl["success_rate"])
         assert 0.0 <= marl["success_rate"] <= 1.0
         assert marl["agents"] == 3
