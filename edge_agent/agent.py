@@ -406,17 +406,10 @@ class Agent:
         return self._marl[1]
 
     def _marl_eval(self, task: Task, e: EvalTask, vector: np.ndarray) -> EvalReport:
-        """``vector`` played greedily by every agent (seeded by the model version); its
-        ``train_loss`` is this agent's task failure rate, so the round's ``fairness_var`` is
-        the variance of the agents' failure rates."""
-        got = self._marl_player(task).evaluate(vector, e.model_version)
-        return EvalReport(
-            correct=int(got["completed"]),
-            total=int(got["arrived"]),
-            test_loss=-got["reward_per_slot"],
-            train_loss=1.0 - got["success_rate"],
-            fedmarl={k: v for k, v in got.items() if np.isfinite(v)},
-        )
+        """``vector`` played greedily by every agent (seeded by the model version)."""
+        from edge_agent.marl import eval_report
+
+        return eval_report(self._marl_player(task).evaluate(vector, e.model_version))
 
     def _train_marl(self, task: Task, t: TrainTask) -> Tuple[bytes, str]:
         """``mode: fedmarl``'s train stage: score the federated network (when asked), learn

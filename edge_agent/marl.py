@@ -25,9 +25,10 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from protocol.rounds import EvalReport
 from protocol.spec import FedMarlSpec
 
-__all__ = ["MarlPlayer", "MarlRound", "initial_network"]
+__all__ = ["MarlPlayer", "MarlRound", "eval_report", "initial_network"]
 
 #: Seeds of the round's world: training episodes, then evaluation episodes above this offset.
 _EVAL_SEED_OFFSET = 500_000
@@ -62,6 +63,20 @@ def initial_network(
     net = DRQN(1, env.obs_size, env.n_actions, DRQNConfig(seed=seed, learning_rate=lr))
     tensors = {k: v.detach()[0].numpy().copy() for k, v in net.online.params.items()}
     return tensors, list(tensors)
+
+
+def eval_report(got: Dict[str, float]) -> EvalReport:
+    """An evaluation (:meth:`MarlPlayer.evaluate`) as the agent reports it: ``correct`` and
+    ``total`` its completed and arrived tasks, ``test_loss`` minus its reward per slot, and
+    ``train_loss`` its task failure rate, so the round's ``fairness_var`` is the variance of
+    the agents' failure rates."""
+    return EvalReport(
+        correct=int(got["completed"]),
+        total=int(got["arrived"]),
+        test_loss=-got["reward_per_slot"],
+        train_loss=1.0 - got["success_rate"],
+        fedmarl={k: v for k, v in got.items() if np.isfinite(v)},
+    )
 
 
 @dataclass(frozen=True)
@@ -150,13 +165,24 @@ class MarlPlayer:
         own ``arrived`` and ``completed`` tasks, ``success_rate``, ``bits_per_joule``,
         ``mean_latency_slots``, ``reliability`` (URLLC success rate) and ``reward_per_slot``,
         pooled over the episodes."""
-        env, i = self.env, self.index
-        players = self._players(
-            np.ascontiguousarray(federated, dtype=np.float32), env.config.agents
-        )
+        return self.evaluate_places(federated, round_index, [self.index])[0]
+
+    def evaluate_places(
+        self, federated: np.ndarray, round_index: int, places: Sequence[int]
+    ) -> List[Dict[str, float]]:
+        """:meth:`evaluate` as the agents at ``places`` report it, from one run: with every
+        agent greedy on one network, every agent's replica of the evaluation is the same joint
+        episode (the in-process simulator scores all its agents this way)."""
+        env = self.env
+        n = env.config.agents
+        at = np.asarray(places, dtype=np.int64)
+        if at.size and (at.min() < 0 or at.max() >= n):
+            raise ValueError(f"`places` must lie in [0, {n}), got {list(places)}")
+        players = self._players(np.ascontiguousarray(federated, dtype=np.float32), n)
         names = env.possible_agents
-        tot = dict.fromkeys(("arrived", "completed", "urllc", "urllc_done"), 0.0)
-        tot.update(bits=0.0, energy=0.0, latency=0.0, reward=0.0, slots=0.0)
+        keys = ("arrived", "completed", "urllc", "urllc_done", "bits", "energy", "latency")
+        tot = {k: np.zeros(at.size) for k in (*keys, "reward")}
+        slots = 0
         for episode in range(self.spec.eval_episodes):
             seed = _world_seed(self.seed, round_index, _EVAL_SEED_OFFSET + episode)
             obs, _ = env.reset(seed=seed)
@@ -164,23 +190,29 @@ class MarlPlayer:
             while env.agents:
                 act = players.act(np.stack([obs[a] for a in names]))
                 obs, rew, *_ = env.step({a: int(act[k]) for k, a in enumerate(names)})
-                tot["reward"] += float(rew[names[i]])
-                tot["slots"] += 1
-            arrived, completed = env.counts["arrived"][i], env.counts["completed"][i]
-            tot["arrived"] += float(arrived.sum())
-            tot["completed"] += float(completed.sum())
-            tot["urllc"] += float(arrived[0])
-            tot["urllc_done"] += float(completed[0])
-            tot["bits"] += float(env.completed_bits[i])
-            tot["energy"] += float(env.energy_j[i])
-            tot["latency"] += float(env.latency_slots[i])
-        done = tot["completed"]
-        return {
-            "arrived": tot["arrived"],
-            "completed": done,
-            "success_rate": done / tot["arrived"] if tot["arrived"] else 1.0,
-            "bits_per_joule": tot["bits"] / tot["energy"] if tot["energy"] > 0 else 0.0,
-            "mean_latency_slots": tot["latency"] / done if done else float("nan"),
-            "reliability": tot["urllc_done"] / tot["urllc"] if tot["urllc"] else 1.0,
-            "reward_per_slot": tot["reward"] / max(1.0, tot["slots"]),
-        }
+                tot["reward"] += np.array([float(rew[names[i]]) for i in at])
+                slots += 1
+            arrived, completed = env.counts["arrived"][at], env.counts["completed"][at]
+            tot["arrived"] += arrived.sum(axis=1)
+            tot["completed"] += completed.sum(axis=1)
+            tot["urllc"] += arrived[:, 0]
+            tot["urllc_done"] += completed[:, 0]
+            tot["bits"] += env.completed_bits[at]
+            tot["energy"] += env.energy_j[at]
+            tot["latency"] += env.latency_slots[at]
+        out: List[Dict[str, float]] = []
+        for k in range(at.size):
+            got = {key: float(v[k]) for key, v in tot.items()}
+            done = got["completed"]
+            out.append(
+                {
+                    "arrived": got["arrived"],
+                    "completed": done,
+                    "success_rate": done / got["arrived"] if got["arrived"] else 1.0,
+                    "bits_per_joule": got["bits"] / got["energy"] if got["energy"] > 0 else 0.0,
+                    "mean_latency_slots": got["latency"] / done if done else float("nan"),
+                    "reliability": got["urllc_done"] / got["urllc"] if got["urllc"] else 1.0,
+                    "reward_per_slot": got["reward"] / max(1.0, float(slots)),
+                }
+            )
+        return out

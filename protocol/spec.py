@@ -526,10 +526,10 @@ def _cross_field_problems(spec: ExperimentSpec) -> List[str]:
             f"{_DATASET_CLASSES[ds.name]} classes of {ds.name}"
         )
     if spec.mode == "fedmarl":
-        if spec.engine.kind != "processes":
+        if spec.engine.kind == "sim" and spec.engine.backend != "local":
             out.append(
-                "mode: fedmarl runs on the networked engine (engine.kind processes); the "
-                "in-process Fed-MARL runs are `testbed bench fedmarl` and `testbed reproduce s1`"
+                "engine.backend: mode fedmarl's agents learn in the simulator's own process "
+                f"(local), not on `{spec.engine.backend}`"
             )
         if n < 2:
             out.append(f"topology.ues: mode fedmarl needs at least 2 agents, got {n}")
@@ -547,6 +547,12 @@ def _cross_field_problems(spec: ExperimentSpec) -> List[str]:
         if sa.threshold is not None and sa.threshold > m:
             out.append(
                 f"secure_aggregation.threshold: {sa.threshold} exceeds {m} clients per round"
+            )
+        elif sa.threshold is not None and sa.neighbours is None and 2 * sa.threshold <= m:
+            # on the complete graph the agents refuse a round whose shares a minority rebuilds
+            out.append(
+                f"secure_aggregation.threshold: {sa.threshold} must exceed half of the {m} "
+                "clients per round (the agents refuse a smaller one)"
             )
         if sa.neighbours is not None and sa.neighbours >= m:
             out.append(

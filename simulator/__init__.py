@@ -4,7 +4,9 @@
 the agents partition it (:mod:`simulator.clients`), a backend that trains them in batches in
 this process or on Ray actors (:mod:`simulator.backends`), the radio that gives the CSI and
 the true channel (:mod:`simulator.radio`), and the driver (:mod:`simulator.driver`) that calls
-the round core. ``testbed run SPEC --engine sim`` writes its rounds as the networked run does.
+the round core. In ``mode: fedmarl`` the clients are the agents' DRQN learners instead
+(:mod:`simulator.marl`). ``testbed run SPEC --engine sim`` writes its rounds as the networked
+run does.
 """
 
 from __future__ import annotations
@@ -65,9 +67,10 @@ def simulate(
         replay: a networked run's ``rounds.json``: plan from its CSI instead of the sim
             world's (:class:`~simulator.radio.ReplayRadio`).
     """
-    from simulator.backends import make_backend
+    from simulator.backends import Backend, make_backend
     from simulator.clients import partition
     from simulator.driver import SimDriver
+    from simulator.marl import MarlBackend
     from simulator.radio import Radio, ReplayRadio, SimRadio
 
     radio: Radio
@@ -76,14 +79,22 @@ def simulate(
     else:
         sim = SimRadio(spec)
         radio, channel = sim, sim.mode
-    clients = make_backend(
-        spec,
-        partition(spec, data_dir),
-        backend=backend,
-        address=address,
-        workers=workers,
-        data_dir=data_dir,
-    )
+    clients: Backend
+    if spec.mode == "fedmarl":
+        if (backend or spec.engine.backend) != "local":
+            raise ValueError(
+                f"`backend`: mode fedmarl's agents learn in this process (local), not {backend!r}"
+            )
+        clients = MarlBackend(spec)
+    else:
+        clients = make_backend(
+            spec,
+            partition(spec, data_dir),
+            backend=backend,
+            address=address,
+            workers=workers,
+            data_dir=data_dir,
+        )
     try:
         driver = SimDriver(
             spec,

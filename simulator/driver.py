@@ -21,6 +21,12 @@ MCS choices and link outcomes:
    (on the whole test set, which the engine's test shards cover) and the power policy's reward
    observed after the next round is planned, as in the engine.
 
+In ``mode: fedmarl`` the model is the agents' DRQN (:mod:`simulator.marl`): every selected
+agent learns in step 3 (its report's loss is its TD loss; a learner's round cannot be
+skipped), step 6 sums the changes they learnt, and step 7 scores the candidate by playing it
+in the agents' world (the pooled task success rate as ``accuracy``, ``details.model_fedmarl``),
+as the networked engine does.
+
 Measured times are the simulator's own wall clock (``measured_train_s``: the round's batched
 training of all its clients together, not one board's); modelled numbers come from the same
 system model and link layer.
@@ -46,11 +52,13 @@ from controller.engine.aggregation import AggregationError
 from controller.round import Carry, ClientReport, LinkResult, RoundPlan
 from edge_agent.data import load_dataset
 from edge_agent.dvfs.base import round_up_to_level
+from edge_agent.marl import eval_report
 from edge_agent.models import build_model, parameters_to_vector
 from protocol.arrays import NDArrayFloat
-from protocol.spec import DATASET_TRAIN_SIZES, ExperimentSpec
+from protocol.spec import ExperimentSpec
 from simulator.backends import Backend
 from simulator.clients import dataset_dir
+from simulator.marl import MarlBackend
 from simulator.radio import Radio
 from simulator.secure import secure_sum
 from simulator.training import BatchedTrainer, SGDConfig
@@ -110,9 +118,8 @@ class SimDriver:
         self._rng = np.random.default_rng(spec.seed)
         self._ue_ids = [ue.id for ue in spec.topology.ues]
         self._pos = {u: i for i, u in enumerate(self._ue_ids)}
-        size = DATASET_TRAIN_SIZES[spec.dataset.name]
-        guess = spec.dataset.samples_per_client or size // len(self._ue_ids)
-        self._samples = dict.fromkeys(self._ue_ids, guess)  # as the engine: known once trained
+        # as the engine: a guess until each UE has reported its own
+        self._samples = dict.fromkeys(self._ue_ids, core.samples_guess(spec))
         self._true_samples = {self._ue_ids[i]: n for i, n in backend.samples().items()}
         self._levels = {ue.id: sorted(spec.profile(ue).f_levels_hz) for ue in spec.topology.ues}
         self._carry = Carry()
@@ -123,14 +130,21 @@ class SimDriver:
             and spec.clients_per_round <= spec.engine.secagg_max_clients
         )
         self._keys: dict[str, Ed25519PrivateKey] = {}
+        # mode fedmarl: the model is the agents' DRQN, and they score it in their world
+        self._marl = backend if isinstance(backend, MarlBackend) else None
+        self._version = 0  # the model's version, numbered as the engine's model store does
+        self.rounds: list[dict[str, Any]] = []
+        if self._marl is not None:
+            self.model: npt.NDArray[np.float32] = self._marl.initial
+            self.dim = int(self.model.size)
+            return
         model = build_model(spec.model.name, seed=spec.seed)  # the agents' initial model
-        self.model: npt.NDArray[np.float32] = parameters_to_vector(model)
+        self.model = parameters_to_vector(model)
         self.dim = int(self.model.size)
         test = load_dataset(spec.dataset.name, "test", data_dir=dataset_dir(spec.dataset, data_dir))
         self._test_x = torch.from_numpy(test.x)
         self._test_y = torch.from_numpy(test.y.astype(np.int64))
         self._scorer = BatchedTrainer(spec.model.name, workers=len(os.sched_getaffinity(0)))
-        self.rounds: list[dict[str, Any]] = []
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> list[dict[str, Any]]:
@@ -179,6 +193,8 @@ class SimDriver:
             history=self._carry.history,
         )
         lap("plan")
+        if self._marl is not None:
+            self._marl.begin_round(index)
         handle = self._backend.publish(self.model)
         losses = self._backend.score(handle, [self._pos[u] for u in selected])
         reports = {
@@ -187,7 +203,8 @@ class SimDriver:
         self._samples.update({u: r.samples for u, r in reports.items()})
         lap("score")
         if pending is not None:  # this round's reports carry the evaluation of its model
-            self._commit(pending, self._metrics([r.loss for r in reports.values()]))
+            train_losses = [r.loss for r in reports.values()]
+            self._commit(pending, self._evaluation(list(reports), train_losses, pending.details))
             lap("evaluate")
         link = self._link(plan, reports)
         self._clock_s += core.model_round_latency(plan, link)
@@ -203,8 +220,9 @@ class SimDriver:
             delta_sum, contributors, measured = self._aggregate(
                 index, handle, list(reports), weight_of, details, lap
             )
-            for u in contributors:  # the round's batched training, all clients together
-                reports[u] = replace(reports[u], measured_train_s=measured)
+            if self._marl is None:  # the round's batched training, all clients together
+                for u in contributors:
+                    reports[u] = replace(reports[u], measured_train_s=measured)
             if contributors:
                 new_flat = core.apply_update(self.model, delta_sum, weight_of, contributors)
         else:
@@ -218,14 +236,15 @@ class SimDriver:
         details["sim_s"] = split
         if new_flat is not None:
             self.model = new_flat
+            self._version += 1
             ended = time.time()
             staged = _Pending(index, plan, reports, link, contributors, details, started, ended)
             if index + 1 < spec.fl.rounds:
                 return staged
-            self._commit(staged, self._evaluate_all())
+            self._commit(staged, self._evaluate_all(details))
             return None
         if self._carry.accuracy is None:
-            metrics = self._evaluate_all()
+            metrics = self._evaluate_all(details)
         else:
             metrics = (self._carry.accuracy, self._carry.loss, self._carry.fairness_var)
         empty = _Pending(index, plan, reports, link, contributors, details, started, time.time())
@@ -240,7 +259,8 @@ class SimDriver:
             ue_id=ue,
             loss=float(loss),
             samples=self._true_samples[ue],
-            measured_train_s=0.0,
+            # mode fedmarl: the agent's own learning, measured as it learnt (score)
+            measured_train_s=0.0 if self._marl is None else self._marl.seconds[self._pos[ue]],
             freq_applied_hz=f,
         )
 
@@ -311,8 +331,25 @@ class SimDriver:
         var = float(np.var(train_losses)) if len(train_losses) else None
         return hits / n, loss_sum / n, var
 
-    def _evaluate_all(self) -> _Metrics:
+    def _evaluation(
+        self, evaluators: Sequence[str], train_losses: Sequence[float], details: dict[str, Any]
+    ) -> _Metrics:
+        """The current model scored as the ``evaluators`` score it. FL: the test set and the
+        evaluators' losses before training (``train_losses``); ``mode: fedmarl``: every
+        evaluator's agent plays it in its world, and ``details`` gets the pooled
+        ``model_fedmarl`` figures, as the engine's."""
+        if self._marl is None:
+            return self._metrics(train_losses)
+        got = self._marl.evaluate(self.model, self._version, [self._pos[u] for u in evaluators])
+        evals = {self._ue_ids[i]: eval_report(g) for i, g in got.items()}
+        details["evaluated_by"] = sorted(evals)
+        details["model_fedmarl"] = core.fedmarl_metrics(evals)
+        return core.evaluation_metrics(evals)
+
+    def _evaluate_all(self, details: dict[str, Any]) -> _Metrics:
         """The engine's ``evaluate`` stage: every UE scores the current model."""
+        if self._marl is not None:
+            return self._evaluation(self._ue_ids, [], details)
         handle = self._backend.publish(self.model)
         losses = self._backend.score(handle, list(range(len(self._ue_ids))))
         return self._metrics(list(losses.values()))

@@ -3,10 +3,13 @@
 The same model (the agents' CNN), the same data partition (``simulator.clients.partition``),
 the same clients per round (all UEs), the same local training (the agents' own
 :func:`edge_agent.training.local_train`, scoring the global model on the local data first, as
-an agent does) and FedAvg weighted by samples, with no resource allocation and no link layer.
-Flower (``flwr``, its Ray backend, one CPU per virtual client) runs one ``fit`` per client per
+an agent does), FedAvg weighted by samples, with no resource allocation and no link layer,
+and the new model scored on the test set each round, as the simulator scores it (Flower's
+centralised ``evaluate``, with the agents' :func:`edge_agent.training.evaluate`). Flower
+(``flwr``, its Ray backend, one CPU per virtual client) runs one ``fit`` per client per
 round. A round's time is measured inside Flower's server, from the strategy's
-``configure_fit`` to the end of its ``aggregate_fit`` (its start-up and Ray's are not counted).
+``configure_fit`` to the end of its centralised ``evaluate`` (its start-up and Ray's are not
+counted).
 """
 
 from __future__ import annotations
@@ -55,13 +58,18 @@ def flower_round_seconds(spec: ExperimentSpec, *, rounds: int) -> list[float]:
     from flwr.server.strategy import FedAvg
     from flwr.simulation import run_simulation
 
-    from edge_agent.models import build_model, parameters_to_vector
+    from edge_agent.data import load_dataset
+    from edge_agent.models import build_model, parameters_to_vector, vector_to_parameters
+    from edge_agent.training import evaluate
+    from simulator.clients import dataset_dir
 
     spec_json = spec.model_dump_json()
     fl = spec.fl
     n = spec.n_ues
     w0 = parameters_to_vector(build_model(spec.model.name, seed=spec.seed))
     marks: list[tuple[str, float]] = []
+    test = load_dataset(spec.dataset.name, "test", data_dir=dataset_dir(spec.dataset))
+    scorer = build_model(spec.model.name, seed=spec.seed)
 
     class Client(NumPyClient):
         def __init__(self, partition_id: int) -> None:
@@ -94,10 +102,15 @@ def flower_round_seconds(spec: ExperimentSpec, *, rounds: int) -> list[float]:
             marks.append(("start", time.perf_counter()))
             return super().configure_fit(server_round, parameters, client_manager)
 
-        def aggregate_fit(self, server_round: int, results: Any, failures: Any) -> Any:
-            out = super().aggregate_fit(server_round, results, failures)
-            marks.append(("end", time.perf_counter()))
-            return out
+        def evaluate(self, server_round: int, parameters: Any) -> Any:
+            """The new model on the test set (the simulator's ``evaluate`` phase)."""
+            from flwr.common import parameters_to_ndarrays
+
+            vector_to_parameters(parameters_to_ndarrays(parameters)[0], scorer)
+            accuracy, loss = evaluate(scorer, test.x, test.y)
+            if server_round > 0:  # round 0 scores the initial model, before any fit
+                marks.append(("end", time.perf_counter()))
+            return loss, {"accuracy": accuracy}
 
     def server_fn(context: Context) -> ServerAppComponents:
         strategy = TimedFedAvg(

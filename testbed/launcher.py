@@ -31,7 +31,7 @@ import yaml
 from protocol.profiles import BUILTIN_PROFILES
 from protocol.spec import ExperimentSpec, UESpec, UHDBackendSpec
 from testbed.results import (
-    ACCURACY_LABELS,
+    mode_summary,
     summarise,
     write_metrics,
     write_plots,
@@ -328,17 +328,13 @@ def run_experiment(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
         "status": final["status"],
         "error": final.get("error"),
         "algorithm": spec.algorithm.name,
-        "mode": spec.mode,
-        "accuracy_is": ACCURACY_LABELS[spec.mode],
+        **mode_summary(spec.mode, rounds),
         **summarise(rounds),
         "measured_wall_time_s": round(wall, 1),
         "secure_aggregation": spec.secure_aggregation.enabled,
         "link_layer": spec.link.enabled,
         "plots": [p.name for p in plots],
     }
-    if spec.mode == "fedmarl":  # the last evaluation's environment metrics (modelled)
-        evaluated = [r for r in rounds if (r.get("details") or {}).get("model_fedmarl")]
-        summary["model_fedmarl"] = evaluated[-1]["details"]["model_fedmarl"] if evaluated else None
     write_summary(summary, out / "summary.json")
     if final["status"] != "completed":
         raise LaunchError(

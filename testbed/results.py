@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "ACCURACY_LABELS",
     "METRIC_COLUMNS",
+    "mode_summary",
     "summarise",
     "write_metrics",
     "write_plots",
@@ -78,6 +79,16 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "mean_measured_overhead_s": mean("overhead_s"),
         "policy_reward_per_round": [r.get("reward") for r in rounds],
     }
+
+
+def mode_summary(mode: str, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the summary says of the experiment's mode: the mode, what its ``accuracy`` is, and
+    in ``mode: fedmarl`` the last evaluation's environment metrics (modelled)."""
+    out: dict[str, Any] = {"mode": mode, "accuracy_is": ACCURACY_LABELS[mode]}
+    if mode == "fedmarl":
+        evaluated = [r for r in rounds if (r.get("details") or {}).get("model_fedmarl")]
+        out["model_fedmarl"] = evaluated[-1]["details"]["model_fedmarl"] if evaluated else None
+    return out
 
 
 def write_summary(summary: dict[str, Any], path: Path) -> Path:

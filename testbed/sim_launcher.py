@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.spec import ExperimentSpec
-from testbed.results import summarise, write_metrics, write_plots, write_summary
+from testbed.results import mode_summary, summarise, write_metrics, write_plots, write_summary
 
 __all__ = ["run_simulation"]
 
@@ -63,7 +63,7 @@ def run_simulation(
     rounds = result.rounds
     write_metrics(rounds, out / "metrics.csv")
     (out / "rounds.json").write_text(json.dumps(rounds, indent=1))
-    plots = write_plots(rounds, [ue.id for ue in spec.topology.ues], out)
+    plots = write_plots(rounds, [ue.id for ue in spec.topology.ues], out, mode=spec.mode)
     policy = result.policy
     if policy.policy is not None:
         policy.save_policy(out / "policy.pt")
@@ -72,6 +72,7 @@ def run_simulation(
         "status": "completed",
         "error": None,
         "algorithm": spec.algorithm.name,
+        **mode_summary(spec.mode, rounds),
         **summarise(rounds),
         "measured_wall_time_s": round(wall, 1),
         "secure_aggregation": result.secure,

@@ -56,7 +56,7 @@ from controller.round import Carry, ClientReport, LinkResult, RoundPlan, RoundRe
 from protocol import tensorfile
 from protocol.arrays import NDArrayFloat
 from protocol.rounds import EvalReport, Task
-from protocol.spec import DATASET_TRAIN_SIZES, ExperimentSpec
+from protocol.spec import ExperimentSpec
 
 __all__ = ["CSISource", "RoundEngine", "RoundFailedError"]
 
@@ -160,9 +160,7 @@ class RoundEngine:
         self._thread: threading.Thread | None = None
         self._rng = np.random.default_rng(spec.seed)
         self._ue_ids = [ue.id for ue in spec.topology.ues]
-        size = DATASET_TRAIN_SIZES[spec.dataset.name]
-        guess = spec.dataset.samples_per_client or size // len(self._ue_ids)
-        self._samples = dict.fromkeys(self._ue_ids, guess)
+        self._samples = dict.fromkeys(self._ue_ids, core.samples_guess(spec))
         self.current: _RoundState | None = None
         with db.session() as s:
             rounds = db.rounds(s, experiment_id)
@@ -408,7 +406,7 @@ class RoundEngine:
             self._commit_pending(staged, evals)
             return None
         if self._carry.accuracy is None:  # nothing to carry over yet: score the model as it is
-            metrics = _eval_metrics(self._evaluate(state, alive, version))
+            metrics = core.evaluation_metrics(self._evaluate(state, alive, version))
         else:
             metrics = (self._carry.accuracy, self._carry.loss, self._carry.fairness_var)
         self._finish(state, plan, reports, link, contributors, metrics, None, time.time())
@@ -419,9 +417,9 @@ class RoundEngine:
         if not evals:
             raise RoundFailedError(f"no evaluation of round {pending.state.index}'s model")
         p = pending
-        metrics = _eval_metrics(evals)
+        metrics = core.evaluation_metrics(evals)
         p.state.details["evaluated_by"] = sorted(evals)
-        marl = _marl_metrics(evals)
+        marl = core.fedmarl_metrics(evals)
         if marl:
             p.state.details["model_fedmarl"] = marl
         self._finish(
@@ -718,39 +716,3 @@ def _anchor_frame(csi_info: dict[str, Any]) -> int:
     """The newest frame among the APs' CSI the plan used (-1: none)."""
     frames = [int(f) for f in (csi_info.get("frames") or {}).values() if f is not None]
     return max(frames, default=-1)
-
-
-def _eval_metrics(
-    evals: dict[str, EvalReport],
-) -> tuple[float | None, float | None, float | None]:
-    """Accuracy and loss over the test shards, and the variance of the clients' local losses."""
-    total = sum(e.total for e in evals.values())
-    if not total:
-        return None, None, None
-    accuracy = sum(e.correct for e in evals.values()) / total
-    loss = sum(e.test_loss * e.total for e in evals.values()) / total
-    train_losses = [e.train_loss for e in evals.values()]
-    return accuracy, loss, float(np.var(train_losses)) if train_losses else None
-
-
-def _marl_metrics(evals: dict[str, EvalReport]) -> dict[str, float]:
-    """``mode: fedmarl``: the evaluation over the agents (modelled by the environment): the
-    pooled ``success_rate``, Jain's index of the agents' success rates (``jain``), and the
-    agents' mean of every other metric they report. Empty for FL evaluations."""
-    reports = [e.fedmarl for e in evals.values() if e.fedmarl is not None]
-    if not reports:
-        return {}
-    arrived = sum(e.total for e in evals.values() if e.fedmarl is not None)
-    done = sum(e.correct for e in evals.values() if e.fedmarl is not None)
-    rates = np.array([r.get("success_rate", 0.0) for r in reports])
-    square = float((rates**2).sum())
-    out = {
-        key: float(np.mean([r[key] for r in reports if key in r]))
-        for key in sorted({k for r in reports for k in r})
-    }
-    out.update(
-        success_rate=done / arrived if arrived else 1.0,
-        jain=float(rates.sum() ** 2 / (len(rates) * square)) if square > 0 else 0.0,
-        agents=float(len(reports)),
-    )
-    return out

@@ -2,9 +2,11 @@
 
 Drivers (``controller.engine``: agents over REST; the in-process simulator) call
 :func:`select`, :func:`plan`, :func:`link_request`, :func:`resolve_link`, :func:`weights`,
-:func:`apply_update` and :func:`record` and do only the I/O between them.
+:func:`apply_update`, :func:`evaluation_metrics` and :func:`record` and do only the I/O
+between them.
 """
 
+from controller.round.evaluation import evaluation_metrics, fedmarl_metrics
 from controller.round.reward import round_reward
 from controller.round.steps import (
     LINK_FEATURES,
@@ -17,6 +19,7 @@ from controller.round.steps import (
     plan,
     record,
     resolve_link,
+    samples_guess,
     select,
     weights,
 )
@@ -41,6 +44,8 @@ __all__ = [
     "RoundRecord",
     "apply_update",
     "build_instance",
+    "evaluation_metrics",
+    "fedmarl_metrics",
     "link_config",
     "link_features",
     "link_request",
@@ -49,6 +54,7 @@ __all__ = [
     "record",
     "resolve_link",
     "round_reward",
+    "samples_guess",
     "select",
     "weights",
 ]

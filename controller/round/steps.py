@@ -38,7 +38,7 @@ from controller.round.reward import round_reward
 from controller.round.types import ClientReport, LinkRequest, LinkResult, RoundPlan, RoundRecord
 from protocol.arrays import NDArrayFloat, NDArrayInt
 from protocol.physics import noise_psd_w_per_hz
-from protocol.spec import ExperimentSpec, LinkSpec
+from protocol.spec import DATASET_TRAIN_SIZES, ExperimentSpec, LinkSpec
 
 __all__ = [
     "LINK_FEATURES",
@@ -51,6 +51,7 @@ __all__ = [
     "plan",
     "record",
     "resolve_link",
+    "samples_guess",
     "select",
     "weights",
 ]
@@ -75,6 +76,16 @@ def link_config(link: LinkSpec) -> LinkConfig:
 
 
 # -- 1. select ----------------------------------------------------------------------------------
+def samples_guess(spec: ExperimentSpec) -> int:
+    """The samples a UE is planned with until it first reports its own: its share of the
+    dataset (``dataset.samples_per_client`` where set); in ``mode: fedmarl`` the transitions
+    an agent learns from per round (episodes x slots, the same for every agent)."""
+    if spec.mode == "fedmarl":
+        return spec.fedmarl.episodes_per_round * spec.fedmarl.slots
+    size = DATASET_TRAIN_SIZES[spec.dataset.name]
+    return spec.dataset.samples_per_client or size // spec.n_ues
+
+
 def select(
     algorithm: Algorithm,
     spec: ExperimentSpec,

@@ -6,7 +6,9 @@ Every round is the FL round with the agents' networks as the model: CRA plans th
 each network's change, the link decides which arrive, SecAgg+ sums them. The test replays the
 agents' own learning here (the same players, seeded the same, round after round) and checks
 that every committed network is the previous one plus exactly the weighted mean of the changes
-that arrived, and that the rounds carry the environment's evaluation.
+that arrived, and that the rounds carry the environment's evaluation. The in-process simulator
+then runs the same spec from the run's CSI (``engine: sim``): the same selections, plans, link
+outcomes and evaluations round by round.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 from edge_agent.marl import MarlPlayer
 from protocol import tensorfile
 from protocol.spec import ExperimentSpec, parse_spec
+from simulator import simulate
 from tests.integration.conftest import run_networked
 
 ROUNDS = 3
@@ -97,3 +100,26 @@ def test_agents_federate_their_drqns_through_the_round(tmp_path: Path) -> None:
         assert marl["bits_per_joule"] > 0
         assert r["model_latency_s"] > 0  # the upload of the network was planned and sent
     _replay(spec, workdir, eid, rounds)
+    in_process = parse_spec({**spec.model_dump(mode="json"), "engine": {"kind": "sim"}})
+    _same_rounds(rounds, simulate(in_process, experiment_id=eid, replay=rounds).rounds)
+
+
+def _same_rounds(net: list[dict[str, Any]], sim: list[dict[str, Any]]) -> None:
+    """The simulator's rounds are the networked ones: plans, link, learning, evaluation."""
+    assert [r["index"] for r in sim] == [r["index"] for r in net]
+    for a, b in zip(net, sim, strict=True):
+        pa, pb = a["allocation"], b["allocation"]
+        assert pa["ue_ids"] == pb["ue_ids"]
+        for key in ("power_w", "bandwidth_hz", "freq_hz"):
+            np.testing.assert_allclose(pb[key], pa[key], rtol=1e-9, err_msg=key)
+        assert pa["mcs_index"] == pb["mcs_index"]
+        assert a["details"]["link"]["status"] == b["details"]["link"]["status"]
+        assert sorted(a["details"]["contributors"]) == sorted(b["details"]["contributors"])
+        # the agents' TD losses: the same learning from networks equal to 2^-16 (SecAgg's grid)
+        for u, loss in a["details"]["losses"].items():
+            assert b["details"]["losses"][u] == pytest.approx(loss, rel=1e-4, abs=1e-7)
+        assert b["details"]["evaluated_by"] == a["details"]["evaluated_by"]
+        assert b["accuracy"] == pytest.approx(a["accuracy"], abs=0.02)
+        ma, mb = a["details"]["model_fedmarl"], b["details"]["model_fedmarl"]
+        assert mb["agents"] == ma["agents"]
+        assert mb["success_rate"] == pytest.approx(ma["success_rate"], abs=0.02)

@@ -115,10 +115,10 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_fedmarl_mode_checks_its_engine_agents_and_boards() -> None:
     data = _quickstart()
     data["mode"] = "fedmarl"
-    data["engine"] = "sim"
+    data["engine"] = {"kind": "sim", "backend": "ray"}
     data["topology"]["ues"] = [{"id": "ue0", "profile": "pi5"}]
     joined = "\n".join(_problems(data))
-    assert "mode: fedmarl runs on the networked engine (engine.kind processes)" in joined
+    assert "engine.backend: mode fedmarl's agents learn in the simulator's own process" in joined
     assert "topology.ues: mode fedmarl needs at least 2 agents, got 1" in joined
     assert "topology.ues.0.profile: mode fedmarl's environment knows the built-in" in joined
     data = _quickstart()
@@ -138,6 +138,19 @@ def test_cross_checks() -> None:
     assert "topology.ues.2.profile: unknown profile `pi5`" in joined
     assert "model.name: `cifar_cnn` is for cifar10" in joined
     assert "fl.clients_per_round: 7 exceeds" in joined
+
+
+def test_secure_aggregation_threshold_is_a_majority_of_the_round() -> None:
+    data = _quickstart()
+    data["secure_aggregation"] = {"enabled": True, "threshold": 3}
+    assert "secure_aggregation.threshold: 3 must exceed half of the 6 clients per round" in (
+        "\n".join(_problems(data))
+    )
+    data["secure_aggregation"]["threshold"] = 4
+    assert parse_spec(data, source="test").secagg_threshold == 4
+    # SecAgg+ on a sparse graph: its share threshold is a majority of each neighbourhood
+    data["secure_aggregation"] = {"enabled": True, "threshold": 2, "neighbours": 4}
+    assert parse_spec(data, source="test").secagg_threshold == 2
 
 
 def test_uhd_backend_enforces_b210_limits() -> None:
