@@ -2,7 +2,9 @@
 
 - ``ap_rx_sim.grc``: one AP on the simulated radio (sim source -> pilot estimator -> CSI PUB);
 - ``ap_rx_uhd.grc``: one AP on a USRP B210 (UHD source with PPS sync and timed start);
-- ``ue_pilot_tx.grc``: a UE's B210 sending its DFT pilot at every frame start.
+- ``ue_pilot_tx.grc``: a UE's B210 sending its DFT pilot at every frame start;
+- ``phy_tx.grc`` and ``phy_rx.grc``: the burst PHY's transmitter and receiver (hier blocks,
+  run by :mod:`ap_cluster.phy.modem`; their constants are :mod:`flowgraphs.phy_layout`).
 
 The testbed's blocks are described in ``blocks/*.block.yml``; open the flowgraphs with
 ``GRC_BLOCKS_PATH=flowgraphs/blocks gnuradio-companion flowgraphs/ap_rx_sim.grc``.
@@ -35,7 +37,12 @@ def compile_flowgraph(
         raise ValueError(f"`name`: unknown flowgraph `{name}`; known: {sorted(GRC_FILES)}")
     out = Path(out_dir) if out_dir is not None else FLOWGRAPH_DIR / "generated"
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GRC_BLOCKS_PATH": str(BLOCKS_DIR)}
+    # the flowgraphs' expressions import the testbed's own modules (phy_layout): grcc
+    # evaluates them, so it runs with the repository on its path
+    path = os.pathsep.join(
+        p for p in (str(FLOWGRAPH_DIR.parent), os.environ.get("PYTHONPATH")) if p
+    )
+    env = {**os.environ, "GRC_BLOCKS_PATH": str(BLOCKS_DIR), "PYTHONPATH": path}
     try:
         res = subprocess.run(
             ["grcc", "-o", str(out), str(GRC_FILES[name])],

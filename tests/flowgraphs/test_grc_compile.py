@@ -40,10 +40,11 @@ def _cluster(tmp_path: Path, backend: dict[str, object], port: int) -> Path:
 
 
 def test_every_flowgraph_compiles(generated: dict[str, Path]) -> None:
-    assert set(generated) == {"ap_rx_sim", "ap_rx_uhd", "ue_pilot_tx"}
+    assert set(generated) == {"ap_rx_sim", "ap_rx_uhd", "ue_pilot_tx", "phy_tx", "phy_rx"}
     for name, path in generated.items():
         text = path.read_text()
-        assert f"class {name}(gr.top_block)" in text
+        kind = "hier_block2" if name.startswith("phy_") else "top_block"  # the PHY's hier blocks
+        assert f"class {name}(gr.{kind})" in text
     assert "set_time_unknown_pps" in generated["ap_rx_uhd"].read_text()
     assert "set_start_time" in generated["ue_pilot_tx"].read_text()
 
