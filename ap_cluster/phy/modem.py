@@ -35,6 +35,10 @@ def _generated(name: str) -> ModuleType:
     """The module ``grcc`` generates from ``flowgraphs/<name>.grc`` (compiled once)."""
     with _COMPILE_LOCK:
         if name not in _COMPILED:
+            from gnuradio import gr
+
+            # the blocks log every buffer size and every bad header at info, on stdout
+            gr.logging().set_default_level(gr.log_levels.warn)
             from flowgraphs import compile_flowgraph
 
             path = compile_flowgraph(name)

@@ -14,6 +14,7 @@ from testbed.commands import (
     bench_fedmarl,
     bench_link,
     bench_load,
+    bench_phy,
     bench_round,
     bench_scale,
     bench_secagg,
@@ -29,3 +30,4 @@ app.command("chaos")(bench_chaos.chaos)
 app.command("round")(bench_round.round_)
 app.command("scale")(bench_scale.scale)
 app.command("fedmarl")(bench_fedmarl.fedmarl)
+app.command("phy")(bench_phy.phy)

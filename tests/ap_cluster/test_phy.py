@@ -116,3 +116,19 @@ def test_the_air_sets_each_bursts_snr_and_place() -> None:
     assert np.var(second) == pytest.approx(4.0, rel=0.05)  # |2|^2 / 1
     with pytest.raises(ValueError, match="`gap` must be"):
         air(bursts, 0.0, rng, gap=(5, 5))
+
+
+def test_bench_phy_measures_a_bler_curve_per_scheme() -> None:
+    from testbed.phy_bench import run_phy_bench, snr_at_bler
+
+    out = run_phy_bench(snr_db=[2.0, 30.0], blocks=3, progress=False)
+    assert [r["index"] for r in out["mcs"]] == [m.index for m in MCS_TABLE]
+    for row in out["mcs"]:
+        assert [p["snr_db"] for p in row["points"]] == [2.0, 30.0]
+        assert row["points"][0]["bler"] == 1.0  # 2 dB carries none of them
+        assert row["points"][1]["bler"] == 0.0
+        assert row["abstract_snr_at_bler10_db"] > 0
+    assert out["rx_samples_per_s"] > 0
+    assert out["abstract_gap_db"] is not None
+    assert snr_at_bler([0, 10, 20], [1.0, 0.5, 0.0]) == pytest.approx(18.0)  # 10 + 0.4 / 0.05
+    assert snr_at_bler([0, 10], [1.0, 0.5]) is None
