@@ -407,6 +407,11 @@ class FedMarlSpec(_Strict):
     )
     learning_rate: Float = Field(default=1e-3, gt=0, le=1.0, description="The DRQN's Adam.")
 
+    @property
+    def transitions_per_round(self) -> int:
+        """Transitions an agent learns from in a round (every episode runs all its slots)."""
+        return self.episodes_per_round * self.slots
+
 
 def _default_backend() -> SimBackendSpec:
     return SimBackendSpec()

@@ -81,9 +81,10 @@ def simulate(
         radio, channel = sim, sim.mode
     clients: Backend
     if spec.mode == "fedmarl":
-        if (backend or spec.engine.backend) != "local":
+        kind = backend or spec.engine.backend
+        if kind != "local":
             raise ValueError(
-                f"`backend`: mode fedmarl's agents learn in this process (local), not {backend!r}"
+                f"`backend`: mode fedmarl's agents learn in this process (local), not {kind!r}"
             )
         clients = MarlBackend(spec)
     else:

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.marl import MarlPlayer, initial_network
+from protocol import tensorfile
 from protocol.spec import ExperimentSpec
 from simulator.training import SGDConfig
 
@@ -57,10 +58,8 @@ class MarlBackend:
             MarlPlayer(config, i, len(ues), profiles, spec.seed) for i in range(len(ues))
         ]
         tensors, order = initial_network(config, len(ues), profiles, spec.seed)
-        self.initial: npt.NDArray[np.float32] = np.concatenate(
-            [np.asarray(tensors[k], dtype=np.float32).ravel() for k in order]
-        )
-        self._transitions = spec.fedmarl.episodes_per_round * spec.fedmarl.slots
+        self.initial: npt.NDArray[np.float32] = tensorfile.flatten(tensors, order)
+        self._transitions = spec.fedmarl.transitions_per_round
         self._deltas: dict[int, npt.NDArray[np.float32]] = {}
         self.seconds: dict[int, float] = {}
         self._round = 0

@@ -7,10 +7,11 @@ offset of ``cfo`` cycles per sample, random gaps) and the compiled receiver; the
 rate is the share that did not come out bit-exact. The SNR is per sample over the burst's
 64-bin band (52 bins carry energy), as the link layer's SINR is over the allocated band.
 
-The JSON object holds, per scheme, its points and ``snr_at_bler10_db`` (linear interpolation
-in dB; None when the grid never reaches 10%), and beside it the abstract link's SINR at 10% of
-the 5G NR entry of the nearest spectral efficiency (``abstract_snr_at_bler10_db``, modelled);
-``abstract_gap_db`` is the largest distance between the two. ``rx_samples_per_s`` is the
+The JSON object holds, per scheme, its points (``bler`` measured) and
+``measured_snr_at_bler10_db`` (linear interpolation in dB; None when the grid never reaches
+10%), and beside it the abstract link's SINR at 10% of the 5G NR entry of the nearest spectral
+efficiency (``model_snr_at_bler10_db``, modelled); ``abstract_gap_db`` is the largest distance
+between the two (measured against modelled). ``rx_samples_per_s`` is the
 receiver's wall-clock throughput here, ``rx_samples_per_cpu_s`` per second of CPU time (per
 core), and ``rx_realtime_x`` the wall throughput over ``sample_rate_hz``.
 """
@@ -91,23 +92,23 @@ def run_phy_bench(
                 points.append({"snr_db": snr, "bler": round(1.0 - ok / blocks, 4)})
                 bar.update(1)
             measured = snr_at_bler([p["snr_db"] for p in points], [p["bler"] for p in points])
-            entry, abstract = _abstract(mcs.bits_per_hz)
+            entry, abstract = _abstract(mcs.bits_per_subcarrier)
             rows.append(
                 {
                     "index": mcs.index,
                     "modulation": mcs.modulation,
                     "code_rate": str(mcs.code_rate),
-                    "bits_per_subcarrier": mcs.bits_per_hz,
+                    "bits_per_subcarrier": mcs.bits_per_subcarrier,
                     "points": points,
-                    "snr_at_bler10_db": None if measured is None else round(measured, 2),
+                    "measured_snr_at_bler10_db": None if measured is None else round(measured, 2),
                     "abstract_entry": entry,
-                    "abstract_snr_at_bler10_db": abstract,
+                    "model_snr_at_bler10_db": abstract,
                 }
             )
     gaps = [
-        abs(r["snr_at_bler10_db"] - r["abstract_snr_at_bler10_db"])
+        abs(r["measured_snr_at_bler10_db"] - r["model_snr_at_bler10_db"])
         for r in rows
-        if r["snr_at_bler10_db"] is not None
+        if r["measured_snr_at_bler10_db"] is not None
     ]
     per_s = samples / wall if wall > 0 else None
     return {

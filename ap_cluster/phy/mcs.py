@@ -33,7 +33,7 @@ class Mcs:
     puncpat: str
 
     @property
-    def bits_per_hz(self) -> float:
+    def bits_per_subcarrier(self) -> float:
         """Information bits per data subcarrier and OFDM symbol."""
         return float(self.bits_per_symbol * self.code_rate)
 

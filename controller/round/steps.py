@@ -81,7 +81,7 @@ def samples_guess(spec: ExperimentSpec) -> int:
     dataset (``dataset.samples_per_client`` where set); in ``mode: fedmarl`` the transitions
     an agent learns from per round (episodes x slots, the same for every agent)."""
     if spec.mode == "fedmarl":
-        return spec.fedmarl.episodes_per_round * spec.fedmarl.slots
+        return spec.fedmarl.transitions_per_round
     size = DATASET_TRAIN_SIZES[spec.dataset.name]
     return spec.dataset.samples_per_client or size // spec.n_ues
 

@@ -31,7 +31,8 @@ def phy(
         typer.echo(text)
         return
     for row in result["mcs"]:
-        typer.echo(f"{row['modulation']:>6} {row['code_rate']:>4}: {row['snr_at_bler10_db']} dB")
+        snr = row["measured_snr_at_bler10_db"]
+        typer.echo(f"{row['modulation']:>6} {row['code_rate']:>4}: {snr} dB at 10% (measured)")
 
 
 def _grid(text: str) -> list[float]:

@@ -127,7 +127,7 @@ def test_bench_phy_measures_a_bler_curve_per_scheme() -> None:
         assert [p["snr_db"] for p in row["points"]] == [2.0, 30.0]
         assert row["points"][0]["bler"] == 1.0  # 2 dB carries none of them
         assert row["points"][1]["bler"] == 0.0
-        assert row["abstract_snr_at_bler10_db"] > 0
+        assert row["model_snr_at_bler10_db"] > 0
     assert out["rx_samples_per_s"] > 0
     assert out["abstract_gap_db"] is not None
     assert snr_at_bler([0, 10, 20], [1.0, 0.5, 0.0]) == pytest.approx(18.0)  # 10 + 0.4 / 0.05
