@@ -3,8 +3,10 @@
 The AP cluster already rebuilds the experiment's :class:`sim_backend.World` in every process;
 this server answers the controller's :class:`protocol.air.AirRequest` with that world's true
 combined gains (``sim_backend.true_gains``), so the controller, which never imports
-``sim_backend``, gets the channel each transport block sees over the wire. ``testbed ap
-serve`` runs one when the cluster file has an ``air`` endpoint.
+``sim_backend``, gets the channel each transport block sees over the wire. With
+``link.mode: iq`` it also answers :class:`protocol.air.CarryRequest`: the blocks of an update
+go through the PHY (:class:`ap_cluster.phy.carrier.BurstCarrier`) and come back as they
+decoded. ``testbed ap serve`` runs one when the cluster file has an ``air`` endpoint.
 
 It never dies on a request: a malformed one, an unknown UE id or a request over the limits is
 counted in ``rejected``, logged, and answered ``{"v": 1, "gains": null, "error": "..."}``
@@ -23,10 +25,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import zmq
 
-from protocol.air import AirProtocolError, AirReply, decode_request, encode_reply
+from protocol.air import (
+    TB_BYTES,
+    AirProtocolError,
+    AirReply,
+    CarryReply,
+    decode_carry_request,
+    decode_request,
+    encode_carry_reply,
+    encode_reply,
+)
 from protocol.spec import ExperimentSpec
 
 if TYPE_CHECKING:
+    from ap_cluster.phy.carrier import BurstCarrier
     from sim_backend import World
 
 __all__ = ["AirServer", "AirServerError"]
@@ -56,6 +68,7 @@ class AirServer:
 
     Attributes:
         served: requests answered with gains.
+        carried: carry requests answered (blocks through the PHY).
         rejected: requests answered with an error.
         endpoint: the bound endpoint (``bind`` as ZeroMQ resolved it), once started.
         caught_up: the frame up to which the idle server has built the world's fading.
@@ -82,7 +95,9 @@ class AirServer:
         self._thread: threading.Thread | None = None
         self.endpoint: str | None = None
         self.served = 0
+        self.carried = 0
         self.rejected = 0
+        self._carrier: BurstCarrier | None = None
         self.caught_up = 0
         self.ahead = 0
         self._horizon = 0
@@ -175,7 +190,10 @@ class AirServer:
                     self._catch_up()
                     continue
                 frames = sock.recv_multipart()
-                sock.send(self.handle(frames))
+                if len(frames) == 2:
+                    sock.send_multipart(self.handle_carry(frames))
+                else:
+                    sock.send(self.handle(frames))
         finally:
             sock.close(linger=0)
 
@@ -192,6 +210,31 @@ class AirServer:
             return self._reject(f"internal error: {type(err).__name__}: {err}")
         self.served += 1
         return encode_reply(reply)
+
+    def handle_carry(self, frames: Sequence[bytes]) -> list[bytes]:
+        """The reply frames to one carry request. Never raises."""
+        try:
+            req, data = decode_carry_request(frames)
+            if req.ue_id not in self._ue_index:
+                raise AirProtocolError("ue_id", f"unknown UE `{req.ue_id}`")
+            if self._carrier is None:
+                from ap_cluster.phy.carrier import BurstCarrier
+
+                self._carrier = BurstCarrier()
+            blocks = [data[k * TB_BYTES : (k + 1) * TB_BYTES] for k in range(len(req.snr_db))]
+            try:
+                got = self._carrier.carry(blocks, req.mcs, req.snr_db, req.seed)
+            except ValueError as err:  # the scheme is not the PHY's
+                raise AirProtocolError("mcs", str(err)) from None
+        except AirProtocolError as err:
+            return encode_carry_reply(CarryReply(error=self._rejected(str(err))))
+        except Exception as err:
+            _log.exception("carry request failed")
+            message = self._rejected(f"internal error: {type(err).__name__}: {err}")
+            return encode_carry_reply(CarryReply(error=message))
+        self.carried += 1
+        out = b"".join(b if b is not None else bytes(TB_BYTES) for b in got.blocks)
+        return encode_carry_reply(CarryReply(decoded=got.decoded, rx_s=got.rx_s), out)
 
     def _gains(self, payload: bytes) -> list[list[float]]:
         from sim_backend import true_gains
@@ -215,7 +258,10 @@ class AirServer:
             self.ahead = min(_MAX_AHEAD_FRAMES, max(self.ahead, reach))
         return [part.tolist() for part in np.split(g, np.cumsum(counts)[:-1])]
 
-    def _reject(self, message: str) -> bytes:
+    def _rejected(self, message: str) -> str:
         self.rejected += 1
         _log.warning("air request rejected: %s", message)
-        return encode_reply(AirReply(error=message))
+        return message
+
+    def _reject(self, message: str) -> bytes:
+        return encode_reply(AirReply(error=self._rejected(message)))

@@ -19,8 +19,9 @@ Simulated air: when the cluster file has an ``air`` endpoint (sim backend only),
 also runs an ``ap_cluster.air.AirServer`` in a thread of its own, from :meth:`start` to
 :meth:`stop`, tells it the frame each AP's heartbeat reports (so that it builds the fading
 ahead of the controller's requests), and the health report gains ``"air": {"endpoint": ...,
-"running": true, "served": 12, "rejected": 0, "caught_up": 40960, "ahead": 20000}`` (the
-frame up to which the fading is built, and how far past the APs it builds). With ``only``
+"running": true, "served": 12, "carried": 0, "rejected": 0, "caught_up": 40960, "ahead":
+20000}`` (carried: the PHY requests of ``link.mode: iq``; the frame up to which the fading is
+built, and how far past the APs it builds). With ``only``
 (one manager per host), the manager that runs the cluster's first AP serves it.
 """
 
@@ -221,6 +222,7 @@ class ClusterManager:
                 "endpoint": self.air.endpoint,
                 "running": self.air.running,
                 "served": self.air.served,
+                "carried": self.air.carried,
                 "rejected": self.air.rejected,
                 "caught_up": self.air.caught_up,
                 "ahead": self.air.ahead,

@@ -9,6 +9,10 @@ UE ``u`` at the frame ``n`` a block is sent in (dimensionless, the quantity
   ``sim_backend``.
 - :class:`MeasuredAir` (hardware, no truth oracle): the APs' own pilot measurements, the CSI
   message of each AP whose frame is nearest to ``n``.
+
+With ``link.mode: iq`` the update's bytes cross the PHY too: :class:`SimAir` is also a
+:class:`BurstAir`, whose :meth:`~SimAir.carry` sends transport blocks through the air server's
+PHY (``protocol.air.CarryRequest``) and returns what decoded.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import zmq
@@ -24,14 +28,18 @@ import zmq
 from controller.csi.gain import message_snr_per_watt
 from controller.csi.store import CSIStore
 from protocol.air import (
+    TB_BYTES,
     AirProtocolError,
     AirRequest,
+    CarryRequest,
+    decode_carry_reply,
     decode_reply,
+    encode_carry_request,
     encode_request,
 )
 from protocol.arrays import NDArrayFloat, NDArrayInt
 
-__all__ = ["AirChannel", "AirUnavailableError", "MeasuredAir", "SimAir"]
+__all__ = ["AirChannel", "AirUnavailableError", "BurstAir", "MeasuredAir", "SimAir"]
 
 
 class AirChannel(Protocol):
@@ -41,6 +49,22 @@ class AirChannel(Protocol):
         """``[U, K]`` float64 dimensionless ``G`` of ``ue_ids[i]`` at ``frames[i, k]``.
 
         ``frames``: ``[U, K]`` int frame indices (>= 0), ``U = len(ue_ids)``.
+        """
+        ...
+
+
+@runtime_checkable
+class BurstAir(Protocol):
+    """The PHY between a UE and the APs: transport blocks in, what decoded out."""
+
+    def carry(
+        self, ue_id: str, mcs: int, blocks: bytes, snr_db: NDArrayFloat, seed: Sequence[int]
+    ) -> tuple[list[bool], bytes]:
+        """Send ``K = len(snr_db)`` blocks (``blocks``: ``K * TB_BYTES`` bytes) of ``ue_id`` at
+        the PHY's scheme ``mcs``, block ``k`` at ``snr_db[k]`` dB; ``seed`` keys the channel.
+
+        Returns ``(decoded [K], bytes)``: per block whether it decoded, and the blocks as
+        received (zeros where not decoded).
         """
         ...
 
@@ -73,11 +97,16 @@ class SimAir:
         timeout_s: how long one call waits for its reply, s.
     """
 
-    def __init__(self, endpoint: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, endpoint: str, *, timeout_s: float = 10.0, carry_timeout_s: float = 120.0
+    ) -> None:
         if not timeout_s > 0:
             raise ValueError(f"`timeout_s` must be positive, got {timeout_s}.")
+        if not carry_timeout_s > 0:
+            raise ValueError(f"`carry_timeout_s` must be positive, got {carry_timeout_s}.")
         self.endpoint = endpoint
         self.timeout_s = timeout_s
+        self.carry_timeout_s = carry_timeout_s
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._lock = threading.Lock()
         self._sock: zmq.Socket[bytes] | None = self._open()
@@ -111,19 +140,46 @@ class SimAir:
             raise AirUnavailableError(f"air at {self.endpoint}: reply does not match the request")
         return np.asarray(reply.gains, dtype=np.float64)
 
+    def carry(
+        self, ue_id: str, mcs: int, blocks: bytes, snr_db: NDArrayFloat, seed: Sequence[int]
+    ) -> tuple[list[bool], bytes]:
+        """See :class:`BurstAir`; raises :class:`AirUnavailableError`."""
+        snr = [float(x) for x in np.asarray(snr_db, dtype=np.float64).ravel()]
+        try:
+            req = CarryRequest(ue_id=ue_id, mcs=mcs, snr_db=snr, seed=[int(x) for x in seed])
+            frames = encode_carry_request(req, blocks)
+        except (ValueError, AirProtocolError) as err:
+            raise ValueError(f"carry request refused before sending: {err}") from None
+        with self._lock:
+            if self._sock is None:
+                raise AirUnavailableError(f"air client of {self.endpoint} is closed")
+            raw = self._exchange_frames(self._sock, frames, self.carry_timeout_s)
+        try:
+            reply, data = decode_carry_reply(raw, len(snr))
+        except AirProtocolError as err:
+            raise AirUnavailableError(f"air at {self.endpoint}: malformed reply: {err}") from None
+        if reply.error is not None:
+            raise AirUnavailableError(f"air at {self.endpoint}: {reply.error}")
+        if reply.decoded is None or len(data) != len(snr) * TB_BYTES:
+            raise AirUnavailableError(f"air at {self.endpoint}: reply does not match the request")
+        return list(reply.decoded), data
+
     def _exchange(self, sock: zmq.Socket[bytes], payload: bytes) -> bytes:
         """Send and wait for the reply; on timeout replace the socket and raise."""
+        return self._exchange_frames(sock, [payload], self.timeout_s)[0]
+
+    def _exchange_frames(
+        self, sock: zmq.Socket[bytes], frames: list[bytes], timeout_s: float
+    ) -> list[bytes]:
         try:
-            sock.send(payload)
-            if sock.poll(int(self.timeout_s * 1000), zmq.POLLIN):
-                return sock.recv()
+            sock.send_multipart(frames)
+            if sock.poll(int(timeout_s * 1000), zmq.POLLIN):
+                return sock.recv_multipart()
         except zmq.ZMQError:
             pass
         sock.close(linger=0)
         self._sock = self._open()
-        raise AirUnavailableError(
-            f"air at {self.endpoint} did not answer within {self.timeout_s:g} s"
-        )
+        raise AirUnavailableError(f"air at {self.endpoint} did not answer within {timeout_s:g} s")
 
     def close(self) -> None:
         """Close the socket; later calls raise :class:`AirUnavailableError`."""

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from controller.air import AirChannel
+from controller import round as core
+from controller.air import AirChannel, BurstAir
 from controller.algorithms import Algorithm
 from controller.api.nonces import NonceCache
 from controller.db import AgentRow, Database, ExperimentRow
@@ -170,6 +171,13 @@ class ControllerService:
             air = SimAir(self.settings.air_endpoint, timeout_s=_AIR_TIMEOUT_S)
         # Without any radio (no CSI endpoints) air stays None: the link layer is skipped, and
         # each round's details say so.
+        if spec.link.enabled and spec.link.mode == "iq":
+            if not isinstance(air, BurstAir):
+                raise ValueError(
+                    "link.mode: iq sends the updates through the simulated air's PHY, and this "
+                    "controller has no air endpoint (TESTBED_CONTROLLER_AIR_ENDPOINT)"
+                )
+            core.link_config(spec.link)  # the measured table is read (and checked) now
         return RoundEngine(
             experiment_id=experiment_id,
             spec=spec,

@@ -38,6 +38,7 @@ from protocol.profiles import BUILTIN_PROFILES, DeviceProfile
 __all__ = [
     "ALGORITHMS",
     "DATASET_TRAIN_SIZES",
+    "PHY_TB_BITS",
     "APSpec",
     "AlgorithmSpec",
     "BackendSpec",
@@ -306,11 +307,40 @@ class SecureAggregationSpec(_Strict):
 MCS_TABLES = ("nr-64qam", "nr-256qam")
 
 
+#: Bits of one transport block of the IQ data plane (``protocol.air.TB_BYTES`` bytes).
+PHY_TB_BITS = 4000
+
+
 class LinkSpec(_Strict):
-    """The link layer (DESIGN section 12): which planned updates the radio really carries."""
+    """The link layer (DESIGN section 12): which planned updates the radio really carries.
+
+    ``mode: abstract`` decides each transport block from a BLER curve; ``mode: iq`` sends the
+    update's bytes through the GNU Radio PHY (the simulated air's burst service), so what the
+    controller aggregates is what decoded. ``iq`` implies ``bler: measured`` (the PHY's six
+    schemes), ``tbs_bits: 4000`` (its transport block) and no Chase combining (the receiver
+    does not keep soft bits across tries); each may be left out, and setting another value is
+    an error.
+    """
 
     enabled: StrictBool = Field(
         default=True, description="Off: every reported update arrives (no MCS, no HARQ)."
+    )
+    mode: Literal["abstract", "iq"] = Field(
+        default="abstract",
+        description="abstract: BLER curves decide each block; iq: the bytes cross the PHY.",
+    )
+    bler: Literal["nr", "measured"] = Field(
+        default="nr",
+        description=(
+            "nr: the NR LDPC curves of `mcs_table`; measured: the PHY's schemes with the BLER "
+            "that `testbed bench phy` measured (`bler_table`)."
+        ),
+    )
+    bler_table: Optional[str] = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="bler measured: a `testbed bench phy --out` file; none: the packaged one.",
     )
     mcs_table: Literal["nr-64qam", "nr-256qam"] = Field(
         default="nr-64qam", description="5G NR PUSCH MCS table (TS 38.214 5.1.3.1-1 or -2)."
@@ -337,6 +367,13 @@ class LinkSpec(_Strict):
         le=100.0,
         description="Deadline derived from the plan: this x the planned round latency.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _iq_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("mode") == "iq":
+            data = {"bler": "measured", "tbs_bits": PHY_TB_BITS, "chase_combining": False, **data}
+        return data
 
 
 class EngineSpec(_Strict):
@@ -478,6 +515,31 @@ def _duplicates(ids: List[str]) -> List[str]:
     return sorted(i for i, n in Counter(ids).items() if n > 1)
 
 
+def _link_problems(link: LinkSpec) -> List[str]:
+    """What does not fit together in the ``link:`` section."""
+    out: List[str] = []
+    if link.bler == "measured" and link.mcs_table != "nr-64qam":
+        out.append(
+            f"link.mcs_table: `{link.mcs_table}` is an NR table, but `bler: measured` uses the "
+            "PHY's own schemes"
+        )
+    if link.bler_table is not None and link.bler != "measured":
+        out.append("link.bler_table: is read only with `link.bler: measured`")
+    if link.mode != "iq":
+        return out
+    if not link.enabled:
+        out.append("link.mode: iq sends the bytes through the PHY; `link.enabled` must be true")
+    if link.bler != "measured":
+        out.append("link.bler: mode iq plans with the PHY's schemes; use `measured`")
+    if link.tbs_bits != PHY_TB_BITS:
+        out.append(
+            f"link.tbs_bits: mode iq's PHY carries {PHY_TB_BITS}-bit blocks, got {link.tbs_bits}"
+        )
+    if link.chase_combining:
+        out.append("link.chase_combining: mode iq's receiver does not combine tries")
+    return out
+
+
 def _cross_field_problems(spec: ExperimentSpec) -> List[str]:
     """Every cross-field problem of ``spec``, each starting with the field path it concerns."""
     out: List[str] = []
@@ -530,6 +592,18 @@ def _cross_field_problems(spec: ExperimentSpec) -> List[str]:
             f"dataset.partition.classes_per_client: {part.classes_per_client} exceeds the "
             f"{_DATASET_CLASSES[ds.name]} classes of {ds.name}"
         )
+    out.extend(_link_problems(spec.link))
+    if spec.link.mode == "iq":
+        if spec.engine.kind == "sim":
+            out.append(
+                "link.mode: iq sends every update's bytes through the PHY; it runs in the "
+                "networked engine (engine.kind: processes), not the in-process simulator"
+            )
+        if not isinstance(spec.backend, SimBackendSpec):
+            out.append(
+                "link.mode: iq needs backend.kind sim (its burst service is the simulated "
+                "air; the UE B210 transmitter is not built)"
+            )
     if spec.mode == "fedmarl":
         if spec.engine.kind == "sim" and spec.engine.backend != "local":
             out.append(

@@ -232,6 +232,8 @@ class ControllerAPI:
 
     def create(self, spec: ExperimentSpec) -> str:
         resp = self._http.post("/experiments", json=spec.model_dump(mode="json", by_alias=True))
+        if resp.status_code == 422:  # the controller's own check of the spec: say what it said
+            raise ValueError(f"the controller refused the spec: {resp.text[:2000]}")
         resp.raise_for_status()
         experiment_id: str = resp.json()["id"]
         return experiment_id

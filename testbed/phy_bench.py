@@ -9,11 +9,13 @@ rate is the share that did not come out bit-exact. The SNR is per sample over th
 
 The JSON object holds, per scheme, its points (``bler`` measured) and
 ``measured_snr_at_bler10_db`` (linear interpolation in dB; None when the grid never reaches
-10%), and beside it the abstract link's SINR at 10% of the 5G NR entry of the nearest spectral
-efficiency (``model_snr_at_bler10_db``, modelled); ``abstract_gap_db`` is the largest distance
-between the two (measured against modelled). ``rx_samples_per_s`` is the
-receiver's wall-clock throughput here, ``rx_samples_per_cpu_s`` per second of CPU time (per
-core), and ``rx_realtime_x`` the wall throughput over ``sample_rate_hz``.
+10%); beside it the abstract link's SINR at 10% for that scheme with ``link.bler: measured``
+(``model_snr_at_bler10_db``, modelled: the packaged table, or ``table``), and that of the 5G NR
+entry of the nearest spectral efficiency (``nr_entry``, ``nr_snr_at_bler10_db``, modelled).
+``abstract_gap_db`` is the largest distance between the measured and the abstract link's 10%
+points, ``nr_gap_db`` the same against the NR curves. ``rx_samples_per_s`` is the receiver's
+wall-clock throughput here, ``rx_samples_per_cpu_s`` per second of CPU time (per core), and
+``rx_realtime_x`` the wall throughput over ``sample_rate_hz``.
 """
 
 from __future__ import annotations
@@ -40,14 +42,23 @@ def snr_at_bler(snr_db: npt.ArrayLike, bler: npt.ArrayLike, target: float = 0.1)
     return float(s0 + (b0 - target) * (s1 - s0) / (b0 - b1)) if b0 != b1 else float(s1)
 
 
-def _abstract(efficiency: float) -> tuple[str, float]:
-    """The abstract link's nearest NR entry (by spectral efficiency): its name, SINR at 10%."""
+def _nr(efficiency: float) -> tuple[str, float]:
+    """The NR table's nearest entry (by spectral efficiency): its name, SINR at 10%."""
     from controller.link import get_table
 
     table = get_table("nr-64qam")
     k = int(np.argmin(np.abs(table.spectral_efficiency - efficiency)))
     name = f"{table.name} I_MCS {int(table.index[k])} ({float(table.spectral_efficiency[k]):.2f})"
     return name, float(table.sinr_threshold_db[k])
+
+
+def _gap(rows: list[dict[str, Any]], key: str) -> float | None:
+    gaps = [
+        abs(r["measured_snr_at_bler10_db"] - r[key])
+        for r in rows
+        if r["measured_snr_at_bler10_db"] is not None and r[key] is not None
+    ]
+    return round(max(gaps), 2) if gaps else None
 
 
 def run_phy_bench(
@@ -58,18 +69,23 @@ def run_phy_bench(
     seed: int = 0,
     sample_rate_hz: float = 1e6,
     progress: bool = True,
+    table: str | None = None,
 ) -> dict[str, Any]:
-    """The benchmark's JSON object (see the module docstring)."""
+    """The benchmark's JSON object (see the module docstring); ``table``: the measured table
+    to compare with (default the packaged one)."""
     from tqdm import tqdm
 
     from ap_cluster.phy.mcs import MCS_TABLE, TB_BYTES
     from ap_cluster.phy.modem import Modem
+    from controller.link import measured_table
     from sim_backend.burst_channel import air
 
     if not 1 <= blocks <= 4096:
         raise ValueError(f"`blocks` must lie in 1..4096, got {blocks}")
     if not snr_db:
         raise ValueError("`snr_db` names no SNR")
+    model = measured_table(table)
+    model_at = dict(zip(model.index.tolist(), model.sinr_threshold_db.tolist(), strict=True))
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
     samples, wall, cpu = 0, 0.0, 0.0
@@ -92,7 +108,8 @@ def run_phy_bench(
                 points.append({"snr_db": snr, "bler": round(1.0 - ok / blocks, 4)})
                 bar.update(1)
             measured = snr_at_bler([p["snr_db"] for p in points], [p["bler"] for p in points])
-            entry, abstract = _abstract(mcs.bits_per_subcarrier)
+            entry, nr = _nr(mcs.bits_per_subcarrier)
+            abstract = model_at.get(mcs.index)
             rows.append(
                 {
                     "index": mcs.index,
@@ -101,15 +118,11 @@ def run_phy_bench(
                     "bits_per_subcarrier": mcs.bits_per_subcarrier,
                     "points": points,
                     "measured_snr_at_bler10_db": None if measured is None else round(measured, 2),
-                    "abstract_entry": entry,
-                    "model_snr_at_bler10_db": abstract,
+                    "model_snr_at_bler10_db": None if abstract is None else round(abstract, 2),
+                    "nr_entry": entry,
+                    "nr_snr_at_bler10_db": nr,
                 }
             )
-    gaps = [
-        abs(r["measured_snr_at_bler10_db"] - r["model_snr_at_bler10_db"])
-        for r in rows
-        if r["measured_snr_at_bler10_db"] is not None
-    ]
     per_s = samples / wall if wall > 0 else None
     return {
         "blocks_per_point": blocks,
@@ -117,7 +130,9 @@ def run_phy_bench(
         "cfo_cycles_per_sample": cfo,
         "channel": "awgn, random phase per burst, carrier offset",
         "mcs": rows,
-        "abstract_gap_db": round(max(gaps), 2) if gaps else None,
+        "model_table": model.source,
+        "abstract_gap_db": _gap(rows, "model_snr_at_bler10_db"),
+        "nr_gap_db": _gap(rows, "nr_snr_at_bler10_db"),
         "rx_samples_per_s": None if per_s is None else round(per_s, 1),
         "rx_samples_per_cpu_s": round(samples / cpu, 1) if cpu > 0 else None,
         "sample_rate_hz": sample_rate_hz,

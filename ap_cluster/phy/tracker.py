@@ -42,6 +42,32 @@ def common_phase(
     return intercept + slope * k
 
 
+def _axes(points: npt.NDArray[np.complex128]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The I and Q levels ``([2^k], [2^k])`` of a separable square constellation (point ``v``
+    at ``I[v >> k] + j Q[v & (2^k - 1)]``), or None for any other."""
+    b = int(np.log2(points.size))
+    if b % 2 or points.size != 1 << b:
+        return None
+    k = b // 2
+    v = np.arange(points.size)
+    i_lv = np.real(points[(v >> k) << k])  # I level of each upper half, at Q index 0
+    q_lv = np.imag(points[v & ((1 << k) - 1)])
+    if not np.allclose(points, i_lv + 1j * q_lv):
+        return None
+    return np.real(points[np.arange(1 << k) << k]), np.imag(points[: 1 << k])
+
+
+def _axis_bits(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """``[N, k]`` max-log soft bits of one axis (``(min d^2 | 0) - (min d^2 | 1)``)."""
+    m = levels.size
+    k = int(np.log2(m))
+    d = (x[:, None] - levels[None, :]) ** 2  # [N, m]
+    bit = (np.arange(m)[:, None] >> np.arange(k - 1, -1, -1)[None, :]) & 1  # [m, k]
+    d1 = np.min(np.where(bit[None, :, :] == 1, d[:, :, None], np.inf), axis=1)
+    d0 = np.min(np.where(bit[None, :, :] == 0, d[:, :, None], np.inf), axis=1)
+    return np.asarray(d0 - d1)
+
+
 def soft_bits(
     symbols: npt.NDArray[np.complex64], points: npt.NDArray[np.complex128]
 ) -> npt.NDArray[np.float32]:
@@ -49,16 +75,25 @@ def soft_bits(
     order: each symbol's bits most significant first), positive for a 1, in units of the
     points' minimum squared distance: ``(min d^2 over points with the bit 0 - min over those
     with it 1) / d_min^2``, so a noise-free symbol next to a decision boundary gives +-1.
-    (The max-log LLR times the noise variance: the Viterbi decoder needs no more.)"""
+    (The max-log LLR times the noise variance: the Viterbi decoder needs no more.)
+
+    A separable square constellation (the PHY's Gray QAM) is demapped per axis, which is
+    exact (the other axis' distance cancels in the difference) and needs ``2 sqrt(M)``
+    distances per symbol instead of ``M``."""
     m = points.size
     b = int(np.log2(m))
-    d = np.abs(symbols[:, None] - points[None, :]) ** 2  # [N, M]
-    bit = (np.arange(m)[:, None] >> np.arange(b - 1, -1, -1)[None, :]) & 1  # [M, b]
-    big = np.inf
-    d1 = np.min(np.where(bit[None, :, :] == 1, d[:, :, None], big), axis=1)  # [N, b]
-    d0 = np.min(np.where(bit[None, :, :] == 0, d[:, :, None], big), axis=1)
     gaps = np.abs(points[:, None] - points[None, :]) ** 2
     d_min = float(np.min(gaps[gaps > 0]))
+    axes = _axes(points)
+    if axes is not None:
+        bits = np.concatenate(
+            [_axis_bits(np.real(symbols), axes[0]), _axis_bits(np.imag(symbols), axes[1])], axis=1
+        )
+        return (bits / d_min).astype(np.float32).reshape(-1)
+    d = np.abs(symbols[:, None] - points[None, :]) ** 2  # [N, M]
+    bit = (np.arange(m)[:, None] >> np.arange(b - 1, -1, -1)[None, :]) & 1  # [M, b]
+    d1 = np.min(np.where(bit[None, :, :] == 1, d[:, :, None], np.inf), axis=1)  # [N, b]
+    d0 = np.min(np.where(bit[None, :, :] == 0, d[:, :, None], np.inf), axis=1)
     return ((d0 - d1) / d_min).astype(np.float32).reshape(-1)
 
 

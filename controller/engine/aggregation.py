@@ -39,6 +39,11 @@ class AggregationError(RuntimeError):
 class RoundAggregation(Protocol):
     stages: tuple[str, ...]
 
+    @property
+    def upload_bytes(self) -> int:
+        """Bytes of one client's update upload, at most (what ``link.mode: iq`` sends)."""
+        ...
+
     def setup_inputs(self) -> dict[str, bytes | None]: ...
 
     def receive_setup(self, adverts: dict[str, bytes]) -> list[str]: ...
@@ -82,6 +87,10 @@ class PlainAggregation:
         self._contributors: list[str] = []
         self._rejected: list[str] = []
         self._seen: set[str] = set()
+
+    @property
+    def upload_bytes(self) -> int:
+        return 4 * self._dim
 
     def setup_inputs(self) -> dict[str, bytes | None]:
         return dict.fromkeys(self._clients)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from controller import round as core
-from controller.air import AirChannel, AirUnavailableError
+from controller.air import AirChannel, AirUnavailableError, BurstAir
 from controller.algorithms import Algorithm
 from controller.db import Database, ExperimentRow, RoundRow
 from controller.engine import tasks as wire
@@ -52,7 +52,14 @@ from controller.engine.board import StageConsumer, StageKey, TaskBoard
 from controller.engine.liveness import AgentDirectory
 from controller.events import EventLog
 from controller.models_store import ModelStore
-from controller.round import Carry, ClientReport, LinkResult, RoundPlan, RoundRecord
+from controller.round import (
+    Carry,
+    ClientReport,
+    LinkRequest,
+    LinkResult,
+    RoundPlan,
+    RoundRecord,
+)
 from protocol import tensorfile
 from protocol.arrays import NDArrayFloat
 from protocol.rounds import EvalReport, Task
@@ -154,6 +161,7 @@ class RoundEngine:
         self._db, self._store, self._board, self._agents = db, store, board, agents
         self._csi, self._aggregation, self._algorithm = csi, aggregation, algorithm
         self._air = air
+        self._iq = spec.link.enabled and spec.link.mode == "iq"
         self._policy_dir = policy_dir
         self._policy_source = policy_source
         self.stop_event = threading.Event()
@@ -347,18 +355,6 @@ class RoundEngine:
         state.details["csi"] = csi_info
         if self._csi_status is not None:
             self._emit("csi", {"round": index, **self._csi_status()})
-        plan = core.plan(
-            algorithm,
-            spec,
-            index=index,
-            ue_ids=selected,
-            gains=gains,
-            samples=self._samples,
-            update_bits=32.0 * dim,
-            anchor_frame=_anchor_frame(csi_info),
-            history=self._carry.history,
-        )
-        self._emit("plan", {"round": index, "attempt": state.attempt, **plan.to_record()})
         identities = {u: self._agents.public_key_raw(alive[u]) for u in selected}
         try:
             agg = self._aggregation(
@@ -366,6 +362,19 @@ class RoundEngine:
             )
         except AggregationError as err:
             raise RoundFailedError(str(err)) from None
+        plan = core.plan(
+            algorithm,
+            spec,
+            index=index,
+            ue_ids=selected,
+            gains=gains,
+            samples=self._samples,
+            # iq: the bytes that cross the PHY (a masked input is its frame), else the model's
+            update_bits=8.0 * agg.upload_bytes if self._iq else 32.0 * dim,
+            anchor_frame=_anchor_frame(csi_info),
+            history=self._carry.history,
+        )
+        self._emit("plan", {"round": index, "attempt": state.attempt, **plan.to_record()})
 
         reports, evals = self._train(state, plan, alive, version, agg, pending is not None)
         if pending is not None:
@@ -373,19 +382,31 @@ class RoundEngine:
                 log.warning("round %d: no evaluation came with training", pending.state.index)
                 evals = self._evaluate(pending.state, alive, version)
             self._commit_pending(pending, evals)
-        link = self._link(state, plan, reports)
+        if self._iq:  # the radio decides on the bytes: weights over who may send, then upload
+            weight_of = core.weights(algorithm, reports, core.transmitters(plan, reports))
+            air = _OverTheAir(self, state, plan, reports)
+            delta_sum, contributors = self._aggregate(
+                state, agg, alive, weight_of, list(reports), air.carry, need
+            )
+            link = air.result()
+        else:
+            link = self._link(state, plan, reports)
+            weight_of = core.weights(algorithm, reports, link.arrived)
         self._emit("link", {"round": index, "attempt": state.attempt, **link.to_record()})
         # The next round's plan reads this round's link outcome before this round commits.
         state.details["link_features"] = {
             u: v.tolist() for u, v in core.link_features(link).items()
         }
         self._carry.history = _history(state.details["link_features"])
-        weight_of = core.weights(algorithm, reports, link.arrived)
         state.details["weights"] = weight_of
-        contributors: list[str] = []
         new_flat = None
-        if len(link.arrived) >= need:
-            delta_sum, contributors = self._aggregate(state, agg, alive, weight_of, list(reports))
+        if not self._iq:
+            delta_sum, contributors = None, []
+            if len(link.arrived) >= need:
+                delta_sum, contributors = self._aggregate(
+                    state, agg, alive, weight_of, list(reports)
+                )
+        if delta_sum is not None:
             flat = tensorfile.flatten(tensors, order)
             new_flat = core.apply_update(flat, delta_sum, weight_of, contributors)
         else:
@@ -497,22 +518,28 @@ class RoundEngine:
             self._samples[ue] = r.samples
         return {u: r for u, r in reports.items() if u not in bad}, evals
 
+    def _truth(
+        self, state: _RoundState, plan: RoundPlan, reports: dict[str, ClientReport]
+    ) -> tuple[LinkRequest | None, NDArrayFloat | None]:
+        """The attempts of the reporters and the air's true gain at each (None, None: no
+        link layer, or no air to ask)."""
+        request = core.link_request(plan, reports)
+        if request is None:
+            return None, None
+        if self._air is None:
+            state.details["link_skipped"] = "no radio: the controller has no CSI or air endpoint"
+            return None, None
+        ids = [u for u in plan.ue_ids if u in reports]
+        try:
+            return request, self._air.true_gains(ids, request.frames)
+        except AirUnavailableError as err:
+            raise RoundFailedError(f"the air did not answer: {err}") from None
+
     def _link(
         self, state: _RoundState, plan: RoundPlan, reports: dict[str, ClientReport]
     ) -> LinkResult:
         """The link step: the true channel from the air, then the round core's outcome."""
-        request = core.link_request(plan, reports)
-        truth = None
-        if request is not None and self._air is not None:
-            ids = [u for u in plan.ue_ids if u in reports]
-            try:
-                truth = self._air.true_gains(ids, request.frames)
-            except AirUnavailableError as err:
-                raise RoundFailedError(f"the air did not answer: {err}") from None
-        elif request is not None:
-            state.details["link_skipped"] = "no radio: the controller has no CSI or air endpoint"
-        if truth is None:
-            request = None
+        request, truth = self._truth(state, plan, reports)
         return core.resolve_link(self.spec, plan, reports, request, truth)
 
     def _aggregate(
@@ -522,11 +549,16 @@ class RoundEngine:
         alive: dict[str, str],
         weight_of: dict[str, float],
         reporters: list[str],
-    ) -> tuple[NDArrayFloat, list[str]]:
+        over_air: Callable[[dict[str, bytes]], dict[str, bytes]] | None = None,
+        need: int = 1,
+    ) -> tuple[NDArrayFloat | None, list[str]]:
         """Run the upload stages; the sum of the weighted updates (``[dim]``) and its members.
 
-        Every reporter takes part in the key stages; only the clients whose updates arrived
-        (``weight_of``) send their (masked) update: the radio lost the others.
+        Every reporter takes part in the key stages; only the clients in ``weight_of`` send
+        their (masked) update. Without ``over_air`` those are the ones whose updates the link
+        layer says arrived. With it (``link.mode: iq``) they are all that may send, and the
+        update stage's uploads (UE -> bytes) go through ``over_air`` first, which returns the
+        bytes that decoded; fewer than ``need`` of them end the round without a sum (None).
         """
         agent_to_ue = {alive[u]: u for u in reporters}
         streamed = agg if isinstance(agg, StreamedAggregation) else None
@@ -540,12 +572,18 @@ class RoundEngine:
                 task.weight = weight_of.get(ue, 0.0)
                 task.secagg = base64.b64encode(blob).decode() if blob is not None else None
                 tasks[alive[ue]] = task
+            through_air = carries_update and over_air is not None
             consume = None
-            if streamed is not None and streamed.streams(stage):
+            if streamed is not None and streamed.streams(stage) and not through_air:
                 consume = _taker(streamed, stage, agent_to_ue)
             got = self._stage(state, stage, tasks, self.spec.fl.round_deadline_s, consume)
+            uploads = {agent_to_ue[a]: b for a, b in got.items()}
+            if through_air and over_air is not None:
+                uploads = over_air(uploads)
+                if len(uploads) < need:
+                    return None, []
             try:
-                rejected = agg.receive(stage, {agent_to_ue[a]: b for a, b in got.items()})
+                rejected = agg.receive(stage, uploads)
             except AggregationError as err:
                 raise RoundFailedError(f"{stage}: {err}") from None
             state.details.setdefault("rejected", {})[stage] = rejected
@@ -674,6 +712,49 @@ def _committed(rec: RoundRecord, wall_s: float, updated: bool) -> dict[str, Any]
         "updated": updated,
         "reward": rec.reward,
     }
+
+
+class _OverTheAir:
+    """``link.mode: iq``: the update stage's uploads through the air's PHY (one round).
+
+    :meth:`carry` asks the air for the true channel of every attempt, sends each upload's
+    bytes through :meth:`controller.air.BurstAir.carry` (the round core's HARQ) and keeps the
+    link's outcome for :meth:`result`; what it returns is what decoded.
+    """
+
+    def __init__(
+        self,
+        engine: RoundEngine,
+        state: _RoundState,
+        plan: RoundPlan,
+        reports: dict[str, ClientReport],
+    ) -> None:
+        self._engine, self._state, self._plan, self._reports = engine, state, plan, reports
+        self._link: LinkResult | None = None
+
+    def carry(self, uploads: dict[str, bytes]) -> dict[str, bytes]:
+        engine, state = self._engine, self._state
+        air = engine._air
+        if not isinstance(air, BurstAir):
+            raise RoundFailedError("link.mode iq: the controller has no air that carries bursts")
+        request, truth = engine._truth(state, self._plan, self._reports)
+        if request is None or truth is None:
+            raise RoundFailedError("link.mode iq: no true channel to send the bytes through")
+        started = time.perf_counter()
+        try:
+            self._link, decoded = core.carry_updates(
+                engine.spec, self._plan, self._reports, request, truth, uploads, air.carry
+            )
+        except AirUnavailableError as err:
+            raise RoundFailedError(f"the air did not carry the updates: {err}") from None
+        state.details["measured_phy_s"] = round(time.perf_counter() - started, 3)
+        return decoded
+
+    def result(self) -> LinkResult:
+        """The link's outcome; the round core's with no radio if nothing was uploaded."""
+        if self._link is None:  # no update stage ran (or it had no uploads)
+            self._link = core.resolve_link(self._engine.spec, self._plan, self._reports, None, None)
+        return self._link
 
 
 def _taker(agg: StreamedAggregation, stage: str, agent_to_ue: dict[str, str]) -> StageConsumer:

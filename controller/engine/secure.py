@@ -27,6 +27,11 @@ __all__ = ["SecureAggregation", "secure_aggregation"]
 log = logging.getLogger(__name__)
 
 
+#: Bytes a masked input's frame adds to its vector, at most: the 8-byte frame head and the
+#: signed JSON header (about 400 bytes with ids of a few characters).
+MASKED_HEADER_BUDGET = 1024
+
+
 class SecureAggregation:
     """One round of dropout-tolerant secure aggregation over the UEs in ``clients``."""
 
@@ -61,6 +66,11 @@ class SecureAggregation:
         self._setup_blob = json.dumps(
             {"setup": base64.b64encode(setup.to_bytes()).decode(), "roster": roster}
         ).encode()
+
+    @property
+    def upload_bytes(self) -> int:
+        setup = self._server.setup
+        return MASKED_HEADER_BUDGET + setup.dim * setup.ring_bits // 8
 
     def setup_inputs(self) -> dict[str, bytes | None]:
         return dict.fromkeys(self._server.setup.participants, self._setup_blob)

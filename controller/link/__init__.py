@@ -7,7 +7,10 @@ Pure NumPy, vectorised over users, no I/O and no clocks; every time is modelled.
 - ``bler``: the logistic BLER curve of each MCS (:func:`bler`).
 - ``harq``: :func:`plan_links` (MCS and rates from estimated CSI), :func:`attempt_times` (when
   the caller must ask the air for the true gain), :func:`transmit` (HARQ over the true channel,
-  given seeded uniforms) and :func:`deadline_from_plan`.
+  given seeded uniforms), :func:`transmit_bytes` (the same HARQ with the bytes through a PHY,
+  ``link.mode: iq``) and :func:`deadline_from_plan`.
+- ``measured``: :func:`measured_table`, the PHY's measured BLER (``testbed bench phy``) as an
+  MCS table (``link.bler: measured``).
 """
 
 from controller.link.bler import bler, bler_midpoint_db
@@ -19,15 +22,19 @@ from controller.link.harq import (
     LinkConfig,
     LinkOutcome,
     LinkPlan,
+    PhyCarrier,
     attempt_times,
     deadline_from_plan,
     plan_links,
     transmit,
+    transmit_bytes,
 )
 from controller.link.mcs import TABLES, McsTable, choose_mcs, get_table
+from controller.link.measured import DEFAULT_TABLE, measured_table
 
 __all__ = [
     "ARRIVED",
+    "DEFAULT_TABLE",
     "FAILED",
     "LATE",
     "OUTAGE",
@@ -36,12 +43,15 @@ __all__ = [
     "LinkOutcome",
     "LinkPlan",
     "McsTable",
+    "PhyCarrier",
     "attempt_times",
     "bler",
     "bler_midpoint_db",
     "choose_mcs",
     "deadline_from_plan",
     "get_table",
+    "measured_table",
     "plan_links",
     "transmit",
+    "transmit_bytes",
 ]

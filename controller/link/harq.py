@@ -3,12 +3,15 @@
 ``plan_links`` picks each user's MCS from the *estimated* channel; the caller asks the air for
 the *true* gain at each of the ``attempt_times``; ``transmit`` plays the HARQ process out with
 those gains and caller-drawn uniforms. Users are vectorised; the only loop runs over attempt
-slots. All times are modelled seconds after the round's start; SI units except where a name
-ends in ``_db``.
+slots. ``transmit_bytes`` plays the same process with the update's bytes through a PHY
+(``link.mode: iq``): each attempt decodes or not as the real receiver says. All times are
+modelled seconds after the round's start; SI units except where a name ends in ``_db``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -26,10 +29,12 @@ __all__ = [
     "LinkConfig",
     "LinkOutcome",
     "LinkPlan",
+    "PhyCarrier",
     "attempt_times",
     "deadline_from_plan",
     "plan_links",
     "transmit",
+    "transmit_bytes",
 ]
 
 ARRIVED, LATE, FAILED, OUTAGE = 0, 1, 2, 3
@@ -304,6 +309,135 @@ def transmit(
         failed |= tries > cfg.max_retx
         done |= failed | (delivered == plan.n_blocks)
     return _outcome(plan, p, c, deadline_s, outage, failed, sent, delivered, tries, sinr_db_sum)
+
+
+#: ``carrier(u, m, a, blocks, snr_db) -> (decoded [K], received)``: send user ``u``'s ``K``
+#: transport blocks (``blocks``: ``K * tbs_bits / 8`` bytes) at table position ``m`` in its
+#: attempt slots ``a .. a + K - 1``, block ``k`` at ``snr_db[k]`` dB; per block whether it
+#: decoded (CRC clean), and the received bytes (anything where it did not).
+PhyCarrier = Callable[[int, int, int, bytes, NDArrayFloat], tuple[Sequence[bool], bytes]]
+
+
+def transmit_bytes(
+    cfg: LinkConfig,
+    plan: LinkPlan,
+    *,
+    power_w: NDArrayFloat,
+    bandwidth_hz: NDArrayFloat,
+    noise_psd_w_per_hz: float,
+    compute_s: NDArrayFloat,
+    deadline_s: float,
+    true_gain: NDArrayFloat,
+    payloads: Sequence[bytes | None],
+    carrier: PhyCarrier,
+    window: int = 64,
+) -> tuple[LinkOutcome, list[bytes | None]]:
+    """HARQ as :func:`transmit`, but the PHY decodes: ``payloads[u]`` crosses ``carrier``.
+
+    User ``u``'s payload is cut into blocks of ``tbs_bits / 8`` bytes (the last padded with
+    zeros); block ``k`` goes out in the next free attempt slot at that slot's true SINR (as in
+    :func:`transmit`), a block that fails is sent again in the next slot, one failing
+    ``1 + max_retx`` tries loses the update, and a slot at or after the deadline is never used.
+    Tries are handed to the PHY ``window`` slots at a time as if each block decodes; after
+    the first that does not, the rest of that window never happened (its slots carry the
+    retry) and is sent again from there, so the outcome is the sequential one. Without Chase
+    combining (the receiver keeps no soft bits across tries).
+
+    Args:
+        cfg: the configuration the plan was made with (``chase_combining`` false).
+        plan: from :func:`plan_links`; ``n_blocks`` becomes the payload's own block count,
+            which must not exceed it (the slots asked of the air follow the plan).
+        power_w, bandwidth_hz, noise_psd_w_per_hz, compute_s, deadline_s, true_gain: as for
+            :func:`transmit`.
+        payloads: ``[U]`` each user's bytes, or None for a user that sent nothing (late).
+        carrier: the PHY (:data:`PhyCarrier`).
+        window: slots handed to the PHY at once, >= 1.
+
+    Returns:
+        The outcome, and per user the bytes that decoded (``payloads[u]`` as received, its
+        padding cut off) where the update arrived, else None.
+    """
+    if cfg.chase_combining:
+        raise ValueError("`chase_combining` must be off: the PHY keeps no soft bits across tries")
+    if int(window) != window or window < 1:
+        raise ValueError(f"`window` must be an integer >= 1, got {window!r}")
+    u_count = plan.mcs.size
+    if len(payloads) != u_count:
+        raise ValueError(
+            f"`payloads` must hold one entry per user ({u_count}), got {len(payloads)}"
+        )
+    tb = cfg.tbs_bits // 8
+    if tb * 8 != cfg.tbs_bits:
+        raise ValueError(f"`tbs_bits` must be whole bytes for the PHY, got {cfg.tbs_bits}")
+    sizes = np.array([-(-len(b) // tb) if b else 0 for b in payloads], dtype=np.int64)
+    too_big = np.flatnonzero((sizes > plan.n_blocks) & ~plan.outage)
+    if too_big.size:
+        u = int(too_big[0])
+        raise ValueError(
+            f"`payloads[{u}]` needs {sizes[u]} blocks, more than the plan's {plan.n_blocks[u]}"
+        )
+    n_blocks = np.where(sizes > 0, sizes, plan.n_blocks)
+    plan = dataclasses.replace(
+        plan,
+        n_blocks=n_blocks,
+        max_attempts=np.where(plan.outage, 0, n_blocks * (1 + cfg.max_retx)).astype(np.int64),
+    )
+    c, _, mask = _attempt_grid(plan, compute_s, deadline_s)
+    a_count = mask.shape[1]
+    p = _vector("power_w", power_w, u_count)
+    bw = _vector("bandwidth_hz", bandwidth_hz, u_count)
+    n0 = _positive("noise_psd_w_per_hz", noise_psd_w_per_hz)
+    gain = np.asarray(true_gain, dtype=np.float64)
+    if gain.ndim != 2 or gain.shape[0] != u_count or gain.shape[1] < a_count:
+        raise ValueError(f"`true_gain` must have shape [U, >= {a_count}], got {gain.shape}")
+    gain = gain[:, :a_count]
+    if not np.all(np.isfinite(gain[mask]) & (gain[mask] >= 0)):
+        raise ValueError("`true_gain` must be finite and >= 0 where attempts are allowed")
+    sinr_db = _db(_sinr_lin(p[:, None], gain, n0, bw[:, None]))  # [U, A]
+
+    failed = np.zeros(u_count, dtype=bool)
+    sent = np.zeros(u_count, dtype=np.int64)
+    delivered = np.zeros(u_count, dtype=np.int64)
+    tries = np.zeros(u_count, dtype=np.int64)
+    sinr_db_sum = np.zeros(u_count)
+    received: list[bytes | None] = [None] * u_count
+    for u in range(u_count):
+        body = payloads[u]
+        if plan.outage[u] or not body:
+            continue
+        n = int(n_blocks[u])
+        data = body + bytes(n * tb - len(body))
+        slots = int(mask[u].sum())  # the allowed slots are the first ones
+        got: list[bytes] = []
+        a = k = 0
+        while k < n and a < slots and not failed[u]:
+            w = min(window, n - k, slots - a)
+            ok, out = carrier(
+                u, int(plan.mcs[u]), a, data[k * tb : (k + w) * tb], sinr_db[u, a : a + w]
+            )
+            flags = np.asarray(ok, dtype=bool)
+            if flags.shape != (w,) or len(out) != w * tb:
+                raise ValueError(
+                    f"`carrier` answered {flags.shape} flags, {len(out)} bytes for {w} blocks"
+                )
+            j = w if flags.all() else int(np.argmin(flags))  # the first failure, or none
+            used = min(j + 1, w)
+            got.append(out[: j * tb])
+            sent[u] += used
+            sinr_db_sum[u] += float(np.sum(sinr_db[u, a : a + used]))
+            delivered[u] += j
+            k, a = k + j, a + used
+            if j < w:
+                tries[u] = (tries[u] if j == 0 else 0) + 1
+                failed[u] = tries[u] > cfg.max_retx
+            else:
+                tries[u] = 0
+        if delivered[u] == n:
+            received[u] = b"".join(got)[: len(body)]
+    out_ = _outcome(
+        plan, p, c, deadline_s, plan.outage, failed, sent, delivered, tries, sinr_db_sum
+    )
+    return out_, [b if out_.arrived[u] else None for u, b in enumerate(received)]
 
 
 def _outcome(

@@ -3,15 +3,18 @@
 Drivers (``controller.engine``: agents over REST; the in-process simulator) call
 :func:`select`, :func:`plan`, :func:`link_request`, :func:`resolve_link`, :func:`weights`,
 :func:`apply_update`, :func:`evaluation_metrics` and :func:`record` and do only the I/O
-between them.
+between them; with ``link.mode: iq``, :func:`transmitters` and :func:`carry_updates` take the
+place of :func:`resolve_link`.
 """
 
 from controller.round.evaluation import evaluation_metrics, fedmarl_metrics
 from controller.round.reward import round_reward
 from controller.round.steps import (
     LINK_FEATURES,
+    PhyLink,
     apply_update,
     build_instance,
+    carry_updates,
     link_config,
     link_features,
     link_request,
@@ -21,6 +24,7 @@ from controller.round.steps import (
     resolve_link,
     samples_guess,
     select,
+    transmitters,
     weights,
 )
 from controller.round.types import (
@@ -40,10 +44,12 @@ __all__ = [
     "ClientReport",
     "LinkRequest",
     "LinkResult",
+    "PhyLink",
     "RoundPlan",
     "RoundRecord",
     "apply_update",
     "build_instance",
+    "carry_updates",
     "evaluation_metrics",
     "fedmarl_metrics",
     "link_config",
@@ -56,5 +62,6 @@ __all__ = [
     "round_reward",
     "samples_guess",
     "select",
+    "transmitters",
     "weights",
 ]

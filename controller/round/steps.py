@@ -9,6 +9,11 @@ A driver (the networked engine, or the in-process simulator) runs, for round ``t
    updates arrive, late or failed, and what the airtime and energy cost;
 5. :func:`weights` over the clients whose updates arrived;
 6. aggregate (securely or in the clear; the driver's business) and :func:`apply_update`;
+
+With ``link.mode: iq`` steps 4-6 change order, since the radio decides on the bytes: the
+weights go over the clients that may send (:func:`transmitters`, not in outage), each update
+is uploaded, and :func:`carry_updates` sends its bytes through the PHY; what decoded is what
+the driver aggregates, and :func:`apply_update` normalises over the clients that arrived.
 7. :func:`record` the round's metrics and the power policy's reward.
 
 Every step takes and returns typed values (``controller.round.types``); given the same spec,
@@ -18,7 +23,7 @@ seed and inputs every driver gets the same plans, link outcomes and dropouts.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -27,12 +32,15 @@ from controller.algorithms.base import Algorithm
 from controller.allocation.instance import AllocationInstance, ObjectiveWeights
 from controller.link import (
     LinkConfig,
+    LinkOutcome,
     LinkPlan,
     attempt_times,
     deadline_from_plan,
     get_table,
+    measured_table,
     plan_links,
     transmit,
+    transmit_bytes,
 )
 from controller.round.reward import round_reward
 from controller.round.types import ClientReport, LinkRequest, LinkResult, RoundPlan, RoundRecord
@@ -42,8 +50,10 @@ from protocol.spec import DATASET_TRAIN_SIZES, ExperimentSpec, LinkSpec
 
 __all__ = [
     "LINK_FEATURES",
+    "PhyLink",
     "apply_update",
     "build_instance",
+    "carry_updates",
     "link_config",
     "link_features",
     "link_request",
@@ -53,6 +63,7 @@ __all__ = [
     "resolve_link",
     "samples_guess",
     "select",
+    "transmitters",
     "weights",
 ]
 
@@ -60,6 +71,8 @@ __all__ = [
 _UNKNOWN_GAIN = 1e-10
 #: Stream tag of the HARQ decoding draws (keyed by seed, round and UE).
 _TAG_HARQ = 0x4A51
+#: Stream tag of the PHY channel's randomness in ``link.mode: iq``.
+_TAG_IQ = 0x1A51
 #: Columns of :func:`link_features`.
 LINK_FEATURES = 3
 
@@ -67,7 +80,9 @@ LINK_FEATURES = 3
 def link_config(link: LinkSpec) -> LinkConfig:
     """The link layer's configuration from the spec's ``link:`` section."""
     return LinkConfig(
-        table=get_table(link.mcs_table),
+        table=measured_table(link.bler_table)
+        if link.bler == "measured"
+        else get_table(link.mcs_table),
         backoff_db=link.backoff_db,
         tbs_bits=link.tbs_bits,
         max_retx=link.harq_max_retx,
@@ -247,9 +262,7 @@ def resolve_link(
     ids = tuple(p.ue_ids[i] for i in idx)
     inst, alloc = p.instance, p.allocation
     power, band = alloc.power_w[idx], alloc.bandwidth_hz[idx]
-    f = np.array([reports[u].freq_applied_hz for u in ids], dtype=np.float64)
-    f = np.where(np.isfinite(f) & (f > 0), f, alloc.freq_hz[idx])
-    compute_energy = inst.kappa[idx] * inst.workload_cycles[idx] * f**2
+    compute_energy = _compute_energy(p, reports)
     compute = _model_compute_s(p, reports)
     n = len(ids)
     if p.link is None or request is None or true_gain is None:
@@ -280,9 +293,88 @@ def resolve_link(
         true_gain=gains,
         uniforms=_uniforms(spec, p.index, ids, gains.shape[1]),
     )
+    return _link_result(p, idx, link, out, compute_energy)
+
+
+def transmitters(p: RoundPlan, reports: Mapping[str, ClientReport]) -> list[str]:
+    """The reporters that may send (an MCS fits their planned SINR), in plan order."""
+    idx = _reported(p, reports)
+    if p.link is None:
+        return [p.ue_ids[i] for i in idx]
+    return [p.ue_ids[i] for i in idx if p.link.mcs[i] >= 0]
+
+
+#: ``phy(ue_id, mcs_index, blocks, snr_db, seed) -> (decoded [K], received)``: the PHY
+#: between a UE and the APs (the driver's wire to the air); ``mcs_index`` is the table's index.
+PhyLink = Callable[[str, int, bytes, NDArrayFloat, Sequence[int]], tuple[Sequence[bool], bytes]]
+
+
+def carry_updates(
+    spec: ExperimentSpec,
+    p: RoundPlan,
+    reports: Mapping[str, ClientReport],
+    request: LinkRequest,
+    true_gain: NDArrayFloat,
+    payloads: Mapping[str, bytes],
+    carry: PhyLink,
+) -> tuple[LinkResult, dict[str, bytes]]:
+    """``link.mode: iq``: every reporter's uploaded bytes through the PHY, HARQ as section 12.
+
+    Args:
+        request, true_gain: as for :func:`resolve_link`.
+        payloads: each uploaded update's bytes by UE (a reporter missing here sent nothing:
+            late).
+        carry: the PHY (:data:`PhyLink`); its channel is keyed by (seed, round, UE, slot).
+
+    Returns:
+        The link's outcome, and the bytes that decoded of each update that arrived.
+    """
+    if p.link is None:
+        raise ValueError("link.mode iq needs the link layer (`link.enabled`)")
+    idx = _reported(p, reports)
+    ids = tuple(p.ue_ids[i] for i in idx)
+    power, band = p.allocation.power_w[idx], p.allocation.bandwidth_hz[idx]
+    cfg = link_config(spec.link)
+    link = _subset(p.link, idx)
+    order = {ue.id: i for i, ue in enumerate(spec.topology.ues)}
+
+    def phy(
+        u: int, m: int, slot: int, blocks: bytes, snr_db: NDArrayFloat
+    ) -> tuple[Sequence[bool], bytes]:
+        key = [spec.seed, _TAG_IQ, p.index, order[ids[u]], slot]
+        return carry(ids[u], int(cfg.table.index[m]), blocks, snr_db, key)
+
+    out, received = transmit_bytes(
+        cfg,
+        link,
+        power_w=power,
+        bandwidth_hz=band,
+        noise_psd_w_per_hz=p.instance.noise_psd_w_per_hz,
+        compute_s=request.model_compute_s,
+        deadline_s=p.deadline_s,
+        true_gain=np.where(np.isnan(request.times_s), np.nan, true_gain),
+        payloads=[payloads.get(u) for u in ids],
+        carrier=phy,
+    )
+    decoded = {u: b for u, b in zip(ids, received, strict=True) if b is not None}
+    return _link_result(p, idx, link, out, _compute_energy(p, reports)), decoded
+
+
+def _compute_energy(p: RoundPlan, reports: Mapping[str, ClientReport]) -> NDArrayFloat:
+    """``[R]`` ``kappa_u c_u D_u f_u^2`` of the reporters at the frequency applied, J."""
+    idx = _reported(p, reports)
+    f = np.array([reports[p.ue_ids[i]].freq_applied_hz for i in idx], dtype=np.float64)
+    f = np.where(np.isfinite(f) & (f > 0), f, p.allocation.freq_hz[idx])
+    return np.asarray(p.instance.kappa[idx] * p.instance.workload_cycles[idx] * f**2)
+
+
+def _link_result(
+    p: RoundPlan, idx: NDArrayInt, link: LinkPlan, out: LinkOutcome, compute_energy: NDArrayFloat
+) -> LinkResult:
+    """The :class:`LinkResult` of the reporters at ``idx`` from the link layer's outcome."""
     latency = np.where(out.arrived, out.arrival_s, p.deadline_s)
     return LinkResult(
-        ue_ids=ids,
+        ue_ids=tuple(p.ue_ids[i] for i in idx),
         status=out.status,
         mcs_index=p.mcs_index[idx],
         model_arrival_s=out.arrival_s,

@@ -16,13 +16,21 @@ def phy(
     seed: int = typer.Option(0, "--seed", min=0),
     sample_rate: float = typer.Option(1e6, "--sample-rate", min=1.0, help="For rx_realtime_x."),
     out: Path = typer.Option(None, "--out", help="Also write the JSON (the measured table)."),
+    table: Path = typer.Option(
+        None, "--table", help="The measured table to compare with (default: the packaged one)."
+    ),
     as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object."),
 ) -> None:
     """Block error rate of every MCS through the GNU Radio PHY, and the receiver's speed."""
     from testbed.phy_bench import run_phy_bench
 
     result = run_phy_bench(
-        snr_db=_grid(snr), blocks=blocks, cfo=cfo, seed=seed, sample_rate_hz=sample_rate
+        snr_db=_grid(snr),
+        blocks=blocks,
+        cfo=cfo,
+        seed=seed,
+        sample_rate_hz=sample_rate,
+        table=None if table is None else str(table),
     )
     text = json.dumps(result)
     if out is not None:

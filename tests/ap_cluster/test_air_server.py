@@ -116,7 +116,7 @@ def test_malformed_requests_get_error_replies_and_the_server_keeps_serving() -> 
     too_long = {"v": 1, "ue_ids": ["ue0"], "frames": [[0] * (MAX_FRAMES_PER_UE + 1)]}
     bad = [
         ([b"\x00\x01 garbage"], "payload"),
-        ([b"{}", b"second frame"], "1 message frame"),
+        ([b"{}", b"second", b"third"], "1 message frame"),
         ([json.dumps({"v": 9, "ue_ids": ["ue0"], "frames": [[1]]}).encode()], "`v`"),
         ([json.dumps({"v": 1, "ue_ids": ["ue0"], "frames": [[-3]]}).encode()], "frames.0.0"),
         ([json.dumps({"v": 1, "ue_ids": ["ue0", "ue1"], "frames": [[1]]}).encode()], "frames"),

@@ -130,5 +130,7 @@ def test_bench_phy_measures_a_bler_curve_per_scheme() -> None:
         assert row["model_snr_at_bler10_db"] > 0
     assert out["rx_samples_per_s"] > 0
     assert out["abstract_gap_db"] is not None
+    assert out["nr_gap_db"] is not None
+    assert out["model_table"].startswith("measured: testbed bench phy")
     assert snr_at_bler([0, 10, 20], [1.0, 0.5, 0.0]) == pytest.approx(18.0)  # 10 + 0.4 / 0.05
     assert snr_at_bler([0, 10], [1.0, 0.5]) is None

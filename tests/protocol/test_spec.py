@@ -23,7 +23,7 @@ def _problems(data: dict[str, Any]) -> list[str]:
     return info.value.problems
 
 
-@pytest.mark.parametrize("name", ["quickstart.yaml", "lab.yaml", "fedmarl.yaml"])
+@pytest.mark.parametrize("name", ["quickstart.yaml", "lab.yaml", "fedmarl.yaml", "iq.yaml"])
 def test_examples_are_valid(name: str) -> None:
     spec = load_spec(EXAMPLES / name)
     assert spec.n_ues == 6
@@ -110,6 +110,31 @@ def test_every_problem_is_reported_at_once() -> None:
     problems = _problems(data)
     assert any(p.startswith("radio.bandwidth_hz") for p in problems)
     assert any(p.startswith("fl.rounds") for p in problems)
+
+
+def test_link_mode_iq_implies_the_phys_table_block_and_no_chase_combining() -> None:
+    data = _quickstart()
+    data["link"] = {"mode": "iq"}
+    link = parse_spec(data).link
+    assert (link.bler, link.tbs_bits, link.chase_combining) == ("measured", 4000, False)
+    refused = [
+        ({"tbs_bits": 8448}, "link.tbs_bits: mode iq's PHY carries 4000-bit blocks"),
+        ({"chase_combining": True}, "link.chase_combining: mode iq's receiver"),
+        ({"bler": "nr"}, "link.bler: mode iq plans with the PHY's schemes"),
+        ({"enabled": False}, "link.mode: iq sends the bytes through the PHY"),
+        ({"mcs_table": "nr-256qam"}, "link.mcs_table: `nr-256qam` is an NR table"),
+    ]
+    for extra, message in refused:
+        data["link"] = {"mode": "iq", **extra}
+        assert any(p.startswith(message) for p in _problems(data)), (extra, _problems(data))
+    data["link"] = {"bler_table": "my.json"}
+    assert any(p.startswith("link.bler_table: is read only with") for p in _problems(data))
+    data["link"] = {"mode": "iq"}
+    data["engine"] = "sim"
+    data["backend"] = {"kind": "uhd"}
+    joined = "\n".join(_problems(data))
+    assert "link.mode: iq sends every update's bytes through the PHY; it runs in the" in joined
+    assert "link.mode: iq needs backend.kind sim" in joined
 
 
 def test_fedmarl_mode_checks_its_engine_agents_and_boards() -> None:
