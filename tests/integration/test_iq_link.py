@@ -16,6 +16,7 @@ from the agents' own training code.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,7 +50,7 @@ def _spec(snr_db: float) -> ExperimentSpec:
     )
 
 
-def _retries(rounds: list[dict]) -> int:  # type: ignore[type-arg]
+def _retries(rounds: list[dict[str, Any]]) -> int:
     return sum(sum(r["details"]["link"]["retries"]) for r in rounds)
 
 

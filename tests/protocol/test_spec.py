@@ -117,7 +117,7 @@ def test_link_mode_iq_implies_the_phys_table_block_and_no_chase_combining() -> N
     data["link"] = {"mode": "iq"}
     link = parse_spec(data).link
     assert (link.bler, link.tbs_bits, link.chase_combining) == ("measured", 4000, False)
-    refused = [
+    refused: list[tuple[dict[str, Any], str]] = [
         ({"tbs_bits": 8448}, "link.tbs_bits: mode iq's PHY carries 4000-bit blocks"),
         ({"chase_combining": True}, "link.chase_combining: mode iq's receiver"),
         ({"bler": "nr"}, "link.bler: mode iq plans with the PHY's schemes"),
