@@ -107,22 +107,43 @@ class CsiPackager(gr.sync_block):
         self.rec_mmse: list[npt.NDArray[np.complex64]] = []
 
     # -- statistics ----------------------------------------------------------------------------
-    def _update_stats(self, z: npt.NDArray[np.complex64], energy: NDArrayFloat) -> None:
-        f = z.shape[0]
-        noise = float(np.mean(energy)) / self._w
-        power = np.mean(np.abs(z) ** 2, axis=(0, 1))
+    def _update_stats(
+        self, z: npt.NDArray[np.complex64], energy: NDArrayFloat
+    ) -> tuple[NDArrayFloat, NDArrayFloat]:
+        """The running noise variance ``[F]`` and pilot-bin power ``[F, tau_p]`` as of each
+        frame of the batch: ``s_n = (1 - a) s_{n-1} + a x_n`` frame by frame (``s_0 = x_0``),
+        so the statistics of a frame do not depend on how the stream was cut into work calls
+        (a live run and the replay of its recording publish the same bits)."""
+        from scipy.signal import lfilter
+
+        noise = np.mean(energy, axis=1) / self._w  # [F]
+        power = np.mean(np.abs(z) ** 2, axis=1)  # [F, tau_p]
+        a = self._alpha
         if self.frames == 0:
-            self.noise_var, self._bin_power = noise, power
-            return
-        keep = (1.0 - self._alpha) ** f
-        self.noise_var = keep * self.noise_var + (1.0 - keep) * noise
-        self._bin_power = keep * self._bin_power + (1.0 - keep) * power
+            self.noise_var, self._bin_power = float(noise[0]), power[0].astype(np.float64)
+        zi_n = np.array([(1.0 - a) * self.noise_var])
+        zi_p = ((1.0 - a) * self._bin_power)[None, :]
+        noise_f, _ = lfilter([a], [1.0, -(1.0 - a)], noise, zi=zi_n)
+        power_f, _ = lfilter([a], [1.0, -(1.0 - a)], power, axis=0, zi=zi_p)
+        self.noise_var, self._bin_power = float(noise_f[-1]), power_f[-1]
+        return np.asarray(noise_f), np.asarray(power_f)
 
     def statistics(self, frame: int) -> tuple[NDArrayFloat, float]:
-        """``(pbeta [K], sigma2)`` the MMSE estimator uses at ``frame``."""
+        """``(pbeta [K], sigma2)`` the MMSE estimator uses at ``frame`` (the running statistics
+        as of the last frame taken, without a prior)."""
         if self._prior is not None:
             return self._prior(frame)
         return estimate_pbeta(self._bin_power, self._k, self.noise_var, self._tau_p), self.noise_var
+
+    def _frame_statistics(
+        self, first: int, noise: NDArrayFloat, power: NDArrayFloat
+    ) -> tuple[NDArrayFloat, NDArrayFloat]:
+        """``(pbeta [F, K], sigma2 [F])`` of each frame of a batch starting at ``first``."""
+        if self._prior is None:
+            return estimate_pbeta(power, self._k, noise, self._tau_p), noise
+        stats = [self._prior(first + j) for j in range(noise.size)]
+        pbeta = np.array([s[0] for s in stats], dtype=np.float64)
+        return pbeta, np.array([s[1] for s in stats], dtype=np.float64)
 
     # -- work ----------------------------------------------------------------------------------
     def work(self, input_items: list[np.ndarray], output_items: list[np.ndarray]) -> int:
@@ -138,24 +159,27 @@ class CsiPackager(gr.sync_block):
         z = np.stack(input_items[:n], axis=1)  # [F, N, tau_p]
         energy = np.stack(input_items[n:], axis=1).astype(np.float64)  # [F, N]
         first = self.nitems_read(0)
-        self._update_stats(z, energy)
-        pbeta, sigma2 = self.statistics(first)
-        mmse_coef = mmse_coefficients(pbeta, self._k, sigma2, self._p, self._tau_p)
+        noise, power = self._update_stats(z, energy)
+        pbeta, sigma2 = self._frame_statistics(first, noise, power)  # [F, K], [F]
+        mmse_coef = mmse_coefficients(pbeta, self._k, sigma2, self._p, self._tau_p)  # [F, K]
         zu = z[:, :, self._k].transpose(0, 2, 1)  # [F, K, N]
         if self.record:
             self.rec_ls.append((zu * self._ls_coef[None, :, None]).astype(np.complex64))
-            self.rec_mmse.append((zu * mmse_coef[None, :, None]).astype(np.complex64))
+            self.rec_mmse.append((zu * mmse_coef[:, :, None]).astype(np.complex64))
         if self._on_csi is not None:
-            coef = mmse_coef if self._est == "mmse" else self._ls_coef
-            snr = snr_db(pbeta, sigma2)
             start = -(-first // self._every) * self._every
             for frame in range(start, first + f, self._every):
-                self._on_csi(self._message(frame, zu[frame - first] * coef[:, None], snr))
+                j = frame - first
+                coef = mmse_coef[j] if self._est == "mmse" else self._ls_coef
+                snr = snr_db(pbeta[j], sigma2[j])
+                self._on_csi(self._message(frame, zu[j] * coef[:, None], snr, float(noise[j])))
                 self.published += 1
         self.frames += f
         return f
 
-    def _message(self, frame: int, h: npt.NDArray[np.complex64], snr: NDArrayFloat) -> CSIMessage:
+    def _message(
+        self, frame: int, h: npt.NDArray[np.complex64], snr: NDArrayFloat, noise_var: float
+    ) -> CSIMessage:
         t_ns = self._t0_ns + round(frame * self._tau_c / self._fs * 1e9)
         return CSIMessage(
             ap_id=self.ap_id,
@@ -165,7 +189,7 @@ class CsiPackager(gr.sync_block):
             fs_hz=self._fs,
             ue_ids=self.ue_ids,
             h=h.astype(np.complex128),
-            noise_var=self.noise_var,
+            noise_var=noise_var,
             snr_db=snr,
             est=self._est,
         )

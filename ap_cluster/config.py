@@ -23,6 +23,7 @@ __all__ = [
     "AirEndpoint",
     "ClusterConfig",
     "ClusterConfigError",
+    "RecordTarget",
     "RestartPolicy",
     "cluster_config_from_spec",
     "load_cluster_config",
@@ -47,6 +48,14 @@ class AirEndpoint(_Strict):
 
     bind: str = Field(description="ZeroMQ endpoint the REP socket binds, e.g. tcp://*:5700.")
     connect: str = Field(description="Endpoint the controller connects to, tcp://host:port.")
+
+
+class RecordTarget(_Strict):
+    """Where and how much each AP records (``ap_cluster.recording``)."""
+
+    directory: str = Field(description="Folder of the SigMF recordings, one per AP.")
+    max_bytes: int = Field(gt=0, description="An AP's recording stops at this size, bytes.")
+    max_s: float | None = Field(default=None, gt=0, description="... or this stream time, s.")
 
 
 class RestartPolicy(_Strict):
@@ -81,6 +90,13 @@ class ClusterConfig(_Strict):
     restart: RestartPolicy = Field(default_factory=RestartPolicy)
     air: AirEndpoint | None = Field(
         default=None, description="Serve the simulated air here (sim backend only); None: off."
+    )
+    record: RecordTarget | None = Field(
+        default=None, description="Record every AP's IQ as SigMF; None: off."
+    )
+    replay: str | None = Field(
+        default=None,
+        description="A .sigmf-collection (or its folder): its IQ feeds the APs' estimators.",
     )
 
     @model_validator(mode="after")
@@ -161,12 +177,16 @@ def cluster_config_from_spec(
     estimator: Literal["ls", "mmse"] = "mmse",
     sim_pace: float = 1.0,
     air_port: int | None = None,
+    record_dir: Path | None = None,
+    replay: Path | None = None,
 ) -> ClusterConfig:
     """The cluster of ``spec``: AP ``i`` publishes on port ``pub_base_port + i``.
 
     Subscribers connect to ``tcp://<host>:<port>`` with ``host`` the AP's ``host`` in the spec,
     else ``127.0.0.1``. With ``air_port`` (sim backend only) the serving process also answers
     air requests on ``tcp://<bind_host>:<air_port>``, reached at ``tcp://127.0.0.1:<air_port>``.
+    With ``record_dir`` every AP records its IQ there within the spec's ``record`` limits;
+    with ``replay`` (a collection) the recording feeds each AP's estimator.
     """
     if not 0 < pub_base_port < 65536 - len(spec.topology.aps):
         raise ValueError(f"`pub_base_port` must leave room for {len(spec.topology.aps)} ports.")
@@ -197,4 +217,12 @@ def cluster_config_from_spec(
         publish_interval_s=publish_interval_s,
         sim_pace=sim_pace,
         air=air,
+        record=None
+        if record_dir is None
+        else RecordTarget(
+            directory=str(record_dir),
+            max_bytes=int(spec.record.max_mb_per_ap * 1e6),
+            max_s=spec.record.max_s,
+        ),
+        replay=None if replay is None else str(replay),
     )

@@ -1,12 +1,16 @@
 """One AP's receive flowgraph: source (sim or USRP) -> :class:`PilotEstimator` -> CSI.
 
 The same topology is in ``flowgraphs/ap_rx_sim.grc`` and ``flowgraphs/ap_rx_uhd.grc`` for
-GNU Radio Companion; this module builds it in Python for the cluster runner.
+GNU Radio Companion; this module builds it in Python for the cluster runner. With the cluster
+file's ``record`` an :class:`~ap_cluster.recording.ApRecorder` taps the source (SigMF); with
+``replay`` a recording takes the source's place (:class:`~ap_cluster.recording.ReplaySource`),
+in front of the same estimator.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -117,8 +121,21 @@ class ApFlowgraph(gr.top_block):
         n_ant = spec.topology.aps[ap_index].antennas
         self.world: Any = None
         self.source: Any = None
+        self.recorder: Any = None
         t0_ns = 0
-        if isinstance(spec.backend, UHDBackendSpec):
+        if cluster.replay is not None:
+            from ap_cluster.recording import ReplaySource, replay_source
+
+            data, _ = replay_source(Path(cluster.replay), ap_id, spec)
+            if not isinstance(spec.backend, UHDBackendSpec):
+                from sim_backend.world import World
+
+                self.world = World(spec)  # the MMSE estimator's statistics, as recorded
+            self.source = ReplaySource(
+                data, n_ant, radio.sample_rate_hz, cluster.sim_pace, cluster.publish_interval_s
+            )
+            hardware = f"replay of {data.name}"
+        elif isinstance(spec.backend, UHDBackendSpec):
             from ap_cluster.uhd_source import UHDSettings, make_usrp_source
 
             settings = UHDSettings.from_spec(
@@ -130,6 +147,7 @@ class ApFlowgraph(gr.top_block):
             )
             self.source = make_usrp_source(settings)
             t0_ns = settings.t0_ns
+            hardware = _usrp_description(self.source)
         else:
             from sim_backend.source import SimSource
             from sim_backend.world import World
@@ -143,6 +161,24 @@ class ApFlowgraph(gr.top_block):
                 chunk_s=cluster.publish_interval_s,
                 on_block=on_block,
             )
+            hardware = f"simulated: sim_backend.SimSource of AP {ap_id} (seed {spec.seed})"
+        if cluster.record is not None:
+            from ap_cluster.recording import ApRecorder
+
+            self.recorder = ApRecorder(
+                self,
+                [(self.source, ch) for ch in range(n_ant)],
+                ap_id=ap_id,
+                spec=spec,
+                directory=Path(cluster.record.directory),
+                hardware=hardware,
+                frame_offset=self.world.cfg.timing_offset_samples if self.world else 0,
+                pilot_index=[int(p) for p in pilot_plan(spec)],
+                max_bytes=cluster.record.max_bytes,
+                max_s=cluster.record.max_s,
+                t0_ns=t0_ns,
+            )
+            on_csi = _tee(self.recorder.on_csi, on_csi)
         self.estimator = build_estimator(
             cluster, ap_id, on_csi=on_csi, world=self.world, record=record, t0_ns=t0_ns
         )
@@ -150,6 +186,27 @@ class ApFlowgraph(gr.top_block):
             self.source.set_min_output_buffer(cluster.buffer_frames * radio.tau_c)
         for ch in range(n_ant):
             self.connect((self.source, ch), (self.estimator, ch))
+
+
+def _tee(
+    first: Callable[[CSIMessage], None], then: Callable[[CSIMessage], None] | None
+) -> Callable[[CSIMessage], None]:
+    def both(msg: CSIMessage) -> None:
+        first(msg)
+        if then is not None:
+            then(msg)
+
+    return both
+
+
+def _usrp_description(src: Any) -> str:
+    """``core:hw`` of a recording: the USRP as it reports itself."""
+    try:
+        info = dict(src.get_usrp_info(0))
+    except (RuntimeError, AttributeError) as err:
+        return f"USRP (its description could not be read: {err})"
+    keys = ("mboard_id", "mboard_name", "mboard_serial", "rx_id", "rx_subdev_name")
+    return "USRP " + ", ".join(f"{k} {info[k]}" for k in keys if k in info)
 
 
 def _genie_prior(world: object, ap: int) -> PriorFn:

@@ -59,6 +59,7 @@ class _Child:
     heartbeat: dict[str, Any] = field(default_factory=dict)
     heartbeat_at: float | None = None
     failed: bool = False
+    ended: bool = False  # replay: the recording ran out (not restarted)
 
 
 class ClusterManager:
@@ -178,6 +179,10 @@ class ClusterManager:
                 continue
             uptime = now - c.started_at
             c.proc, c.last_exit_code = None, code
+            if code == 0 and self.cluster.replay is not None:
+                c.failed = c.ended = True  # replaying the recording again would rewind time
+                self._say(f"{c.ap_id}: the recording it replays has ended")
+                continue
             if uptime >= pol.stable_after_s:
                 c.backoff_s = 0.0
             c.backoff_s = min(pol.backoff_max_s, max(pol.backoff_initial_s, 2 * c.backoff_s))
@@ -195,7 +200,9 @@ class ClusterManager:
         aps: dict[str, Any] = {}
         with self._lock:
             for c in self._children:
-                if c.failed:
+                if c.ended:
+                    state = "ended"
+                elif c.failed:
                     state = "failed"
                 elif self._stopped:
                     state = "stopped"
@@ -232,13 +239,28 @@ class ClusterManager:
     def stop(self) -> None:
         """Terminate every AP process (SIGTERM, then SIGKILL) and stop restarting them."""
         self._stopped = True
+        # a recording AP hashes its data on the way out: give it the time that takes
+        grace = 60.0 if self.cluster.record is not None else 5.0
         for c in self._children:
             if c.proc is not None:
-                _terminate(c.proc)
+                _terminate(c.proc, grace)
                 c.last_exit_code, c.proc = c.proc.returncode, None
         if self.air is not None:
             self.air.stop()
+        if self.cluster.record is not None:
+            self._collect(Path(self.cluster.record.directory))
         self._say("stopped")
+
+    def _collect(self, directory: Path) -> None:
+        """Write the recordings' collection (the experiment's name), logging what fails."""
+        from ap_cluster.recording import RecordingError, write_collection
+
+        try:
+            path = write_collection(directory, self.cluster.spec.name)
+        except RecordingError as err:
+            self._say(f"the recordings could not be collected: {err}")
+            return
+        self._say(f"recorded: {path}")
 
     def serve(
         self,

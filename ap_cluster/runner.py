@@ -9,7 +9,9 @@ heartbeat line per ``heartbeat_interval_s`` on stdout (read by the cluster manag
 It stops by itself when its parent process (the manager) goes away.
 
 Exit codes: 0 end of stream, SIGTERM/SIGINT or parent gone; 2 the estimator failed;
-3 hardware error; 4 bad cluster file or AP id.
+3 hardware error; 4 bad cluster file or AP id (or recording to replay); 5 the recording could
+not be written. With the cluster file's ``record``, heartbeats carry ``"recording": true``
+until the recording reaches its limit, and the SigMF metadata is written on the way out.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ap_cluster.config import ClusterConfigError, load_cluster_config
 
 __all__ = ["main", "run_ap"]
 
-EXIT_OK, EXIT_ESTIMATOR, EXIT_HARDWARE, EXIT_CONFIG = 0, 2, 3, 4
+EXIT_OK, EXIT_ESTIMATOR, EXIT_HARDWARE, EXIT_CONFIG, EXIT_RECORDING = 0, 2, 3, 4, 5
 
 
 def _emit(obj: dict[str, object]) -> None:
@@ -41,6 +43,7 @@ def run_ap(cluster_path: str, ap_id: str, *, max_frames: int | None = None) -> i
 
     from ap_cluster.flowgraph import ApFlowgraph
     from ap_cluster.publisher import CsiPublisher
+    from ap_cluster.recording import RecordingError
     from ap_cluster.uhd_source import HardwareError
 
     gr.logging().set_default_level(gr.log_levels.warn)  # stdout carries the heartbeats
@@ -65,6 +68,10 @@ def run_ap(cluster_path: str, ap_id: str, *, max_frames: int | None = None) -> i
         print(f"ap {ap_id}: {err}", file=sys.stderr)
         pub.close()
         return EXIT_HARDWARE
+    except RecordingError as err:
+        print(f"ap {ap_id}: {err}", file=sys.stderr)
+        pub.close()
+        return EXIT_CONFIG
     packager = tb.estimator.packager
     done = threading.Event()
     tb.start()
@@ -81,6 +88,7 @@ def run_ap(cluster_path: str, ap_id: str, *, max_frames: int | None = None) -> i
         if os.getppid() != parent:  # the manager died: never leave an orphan flowgraph
             print(f"ap {ap_id}: parent process gone; stopping", file=sys.stderr)
             break
+        recording = tb.recorder.poll() if tb.recorder is not None else None
         _emit(
             {
                 "event": "heartbeat",
@@ -90,12 +98,19 @@ def run_ap(cluster_path: str, ap_id: str, *, max_frames: int | None = None) -> i
                 "dropped": pub.dropped,
                 "noise_var": packager.noise_var,
                 "uptime_s": round(time.monotonic() - t_start, 3),
+                **({} if recording is None else {"recording": recording}),
             }
         )
     if not done.is_set():
         tb.stop()
         tb.wait()
     pub.close()
+    if tb.recorder is not None:
+        try:
+            print(f"ap {ap_id}: recorded {tb.recorder.close()}", file=sys.stderr)
+        except RecordingError as err:
+            print(f"ap {ap_id}: the recording could not be written: {err}", file=sys.stderr)
+            return EXIT_RECORDING
     if packager.error is not None:
         print(f"ap {ap_id}: estimator failed: {packager.error!r}", file=sys.stderr)
         return EXIT_ESTIMATOR

@@ -50,6 +50,7 @@ __all__ = [
     "LinkSpec",
     "ModelSpec",
     "RadioSpec",
+    "RecordSpec",
     "SecureAggregationSpec",
     "SpecError",
     "TopologySpec",
@@ -376,6 +377,18 @@ class LinkSpec(_Strict):
         return data
 
 
+class RecordSpec(_Strict):
+    """SigMF recordings of what every AP's flowgraph received (``testbed run --record``)."""
+
+    enabled: StrictBool = Field(default=False, description="Record every AP's IQ.")
+    max_mb_per_ap: Float = Field(
+        default=512.0, gt=0, le=1e6, description="Stop an AP's recording at this size, MB."
+    )
+    max_s: Optional[Float] = Field(
+        default=None, gt=0, le=1e6, description="Stop each recording after this stream time, s."
+    )
+
+
 class EngineSpec(_Strict):
     """Which driver runs the round core (DESIGN section 8).
 
@@ -478,6 +491,7 @@ class ExperimentSpec(_Strict):
     algorithm: AlgorithmSpec = Field(default_factory=AlgorithmSpec)
     weights: WeightsSpec = Field(default_factory=WeightsSpec)
     link: LinkSpec = Field(default_factory=LinkSpec)
+    record: RecordSpec = Field(default_factory=RecordSpec)
     secure_aggregation: SecureAggregationSpec = Field(default_factory=SecureAggregationSpec)
     engine: EngineSpec = Field(default_factory=EngineSpec)
     mode: Literal["fl", "fedmarl"] = Field(
@@ -593,6 +607,11 @@ def _cross_field_problems(spec: ExperimentSpec) -> List[str]:
             f"{_DATASET_CLASSES[ds.name]} classes of {ds.name}"
         )
     out.extend(_link_problems(spec.link))
+    if spec.record.enabled and spec.engine.kind == "sim":
+        out.append(
+            "record.enabled: the in-process simulator makes no IQ to record; recordings come "
+            "from the networked engine's AP flowgraphs (engine.kind: processes)"
+        )
     if spec.link.mode == "iq":
         if spec.engine.kind == "sim":
             out.append(

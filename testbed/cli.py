@@ -17,6 +17,7 @@ from testbed.commands import (
     controller,
     deploy,
     doctor,
+    iq,
     reproduce,
     run,
     spec,
@@ -44,6 +45,7 @@ app.add_typer(train.app, name="train")
 app.add_typer(controller.app, name="controller")
 app.add_typer(agent.app, name="agent")
 app.add_typer(ap.app, name="ap")
+app.add_typer(iq.app, name="iq")
 app.add_typer(deploy.app, name="deploy")
 
 

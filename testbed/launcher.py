@@ -159,18 +159,24 @@ def wait_ready(url: str, procs: Processes, name: str, timeout_s: float = _READY_
 
 
 def start_ap_cluster(
-    spec: ExperimentSpec, workdir: Path, procs: Processes
+    spec: ExperimentSpec, workdir: Path, procs: Processes, *, replay: Path | None = None
 ) -> tuple[list[str], str | None]:
     """Write the cluster file and start `testbed ap serve`; the CSI endpoints and the air's.
 
     With the sim backend the cluster also serves the simulated air (the true channel the link
     layer's blocks see); on hardware there is none (the controller uses the APs' measurements).
+    With ``spec.record.enabled`` every AP records its IQ into ``workdir/recording``; with
+    ``replay`` (a collection) a recording feeds the estimators instead of the source.
     """
     from ap_cluster import cluster_config_from_spec
 
     sim = not isinstance(spec.backend, UHDBackendSpec)
     config = cluster_config_from_spec(
-        spec, pub_base_port=free_port(), air_port=free_port() if sim else None
+        spec,
+        pub_base_port=free_port(),
+        air_port=free_port() if sim else None,
+        record_dir=(workdir / "recording").resolve() if spec.record.enabled else None,
+        replay=None if replay is None else replay.resolve(),
     )
     path = workdir / "cluster.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
@@ -306,9 +312,13 @@ def follow(api: ControllerAPI, experiment_id: str, total: int, procs: Processes)
             time.sleep(_POLL_S)
 
 
-def run_experiment(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
+def run_experiment(
+    spec: ExperimentSpec, out: Path, *, replay: Path | None = None
+) -> dict[str, Any]:
     """Run ``spec`` end to end with local processes; write results to ``out`` (metrics.csv,
-    rounds.json: every round's full record, summary.json, plots); the summary."""
+    rounds.json: every round's full record, summary.json, plots, and with ``record`` the APs'
+    SigMF collection in ``out/recording``); the summary. ``replay``: a collection whose IQ
+    feeds the APs' estimators."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "spec.json").write_text(spec.model_dump_json(indent=2, by_alias=True))
     token, enrol = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -316,12 +326,13 @@ def run_experiment(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}"
     started = time.time()
     with processes(out / "logs") as procs:
-        csi, air = start_ap_cluster(spec, out, procs)
+        csi, air = start_ap_cluster(spec, out, procs, replay=replay)
         start_controller(procs, controller_env(out, port, csi, token, enrol, air))
         api, experiment_id = start_experiment(procs, spec, url, token, enrol, out)
         final = follow(api, experiment_id, spec.fl.rounds, procs)
         rounds = api.rounds(experiment_id)
     wall = time.time() - started
+    recording = _finish_recording(spec, out, experiment_id, rounds)
     write_metrics(rounds, out / "metrics.csv")
     (out / "rounds.json").write_text(json.dumps(rounds, indent=1))
     plots = write_plots(rounds, [ue.id for ue in spec.topology.ues], out, mode=spec.mode)
@@ -336,6 +347,8 @@ def run_experiment(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
         "secure_aggregation": spec.secure_aggregation.enabled,
         "link_layer": spec.link.enabled,
         "plots": [p.name for p in plots],
+        **({} if recording is None else {"recording": str(recording)}),
+        **({} if replay is None else {"replayed": str(replay)}),
     }
     write_summary(summary, out / "summary.json")
     if final["status"] != "completed":
@@ -343,3 +356,20 @@ def run_experiment(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
             f"experiment {experiment_id} ended {final['status']}: {final.get('error')}"
         )
     return summary
+
+
+def _finish_recording(
+    spec: ExperimentSpec, out: Path, experiment_id: str, rounds: list[dict[str, Any]]
+) -> Path | None:
+    """The APs' recordings with the round boundaries and the experiment id added, collected
+    again (the cluster wrote the collection when it stopped); None without a recording."""
+    if not spec.record.enabled:
+        return None
+    from ap_cluster.recording import RecordingError, annotate_rounds, write_collection
+
+    directory = out / "recording"
+    try:
+        annotate_rounds(directory, rounds, experiment_id=experiment_id)
+        return write_collection(directory, spec.name, experiment_id=experiment_id)
+    except RecordingError as err:
+        raise LaunchError(f"the recording in {directory} could not be finished: {err}") from None

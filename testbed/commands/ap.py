@@ -32,19 +32,43 @@ def serve(
     exit_with_parent: bool = typer.Option(
         False, "--exit-with-parent", help="Stop when the process that started this one exits."
     ),
+    record: Path | None = typer.Option(
+        None, "--record", help="Record every AP's IQ as SigMF into this folder."
+    ),
+    replay: Path | None = typer.Option(
+        None, "--replay", help="A .sigmf-collection: its IQ feeds the estimators, not the source."
+    ),
 ) -> None:
     """Start one flowgraph process per AP; restart crashed ones; print health as JSON lines.
 
     A sim cluster file with an ``air`` endpoint also serves the simulated air (the world's true
-    channel gains, ``ap_cluster.air``) from this process until it exits.
+    channel gains, ``ap_cluster.air``) from this process until it exits. ``--record`` and
+    ``--replay`` override the cluster file's ``record`` and ``replay`` (the processes then read
+    ``<cluster>.session.yaml`` beside it).
     """
     from ap_cluster.air import AirServerError
-    from ap_cluster.config import ClusterConfigError, load_cluster_config
+    from ap_cluster.config import ClusterConfigError, RecordTarget, load_cluster_config
     from ap_cluster.manager import ClusterManager
 
     try:
         cfg = load_cluster_config(cluster)
-        manager = ClusterManager(cfg, cluster.resolve(), only=only or None)
+        path = cluster.resolve()
+        if record is not None or replay is not None:
+            update: dict[str, Any] = {}
+            if record is not None:
+                limits = cfg.spec.record
+                update["record"] = RecordTarget(
+                    directory=str(record.resolve()),
+                    max_bytes=int(limits.max_mb_per_ap * 1e6),
+                    max_s=limits.max_s,
+                )
+            if replay is not None:
+                if not replay.exists():
+                    raise ValueError(f"--replay: {replay} does not exist")
+                update["replay"] = str(replay.resolve())
+            cfg = cfg.model_copy(update=update)
+            path = cfg.dump_yaml(path.with_name(path.stem + ".session.yaml"))
+        manager = ClusterManager(cfg, path, only=only or None)
     except (ClusterConfigError, ValueError) as err:
         typer.echo(f"testbed ap serve: {err}", err=True)
         raise typer.Exit(code=2) from None

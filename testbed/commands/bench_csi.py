@@ -11,7 +11,9 @@ frame, so the averages converge fast):
 2. speed: a pre-generated sample buffer, repeated by ``vector_source_c``, feeds the same
    estimator (publishing every ``--publish-every`` frames); ``realtime_factor`` is the
    sustained sample rate per channel divided by ``--fs`` (``speed.realtime_factor_per_cpu``
-   divides it by the CPU share the process got, for machines shared with other work).
+   divides it by the CPU share the process got, for machines shared with other work). With
+   ``--record DIR`` a second speed run has the AP's SigMF recorder writing every sample
+   (``speed_recording``, with ``recorded_bytes``).
 
 By default the process pins itself to one CPU core, so every GNU Radio thread shares it.
 """
@@ -22,6 +24,7 @@ import json
 import math
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -112,7 +115,12 @@ def _accuracy(world: Any, channels: int, frames: int) -> dict[str, Any]:
 
 
 def _speed(
-    world: Any, channels: int, duration_s: float, publish: int, buffer_frames: int
+    world: Any,
+    channels: int,
+    duration_s: float,
+    publish: int,
+    buffer_frames: int,
+    record: tuple[Any, Any] | None = None,
 ) -> dict[str, float]:
     from gnuradio import blocks, gr
 
@@ -130,6 +138,22 @@ def _speed(
     )
     for ch in range(channels):
         tb.connect(srcs[ch], (est, ch))
+    recorder = None
+    if record is not None:  # the AP's SigMF recorder on the same streams
+        from ap_cluster.recording import ApRecorder
+
+        spec, directory = record
+        recorder = ApRecorder(
+            tb,
+            [(src, 0) for src in srcs],
+            ap_id="ap0",
+            spec=spec,
+            directory=directory,
+            hardware="bench: vector_source_c",
+            frame_offset=0,
+            pilot_index=world.pilot_index.tolist(),
+            max_bytes=1 << 40,
+        )
     pk = est.packager
     tb.start()
     time.sleep(0.5)  # warm-up
@@ -139,6 +163,10 @@ def _speed(
     tb.stop()
     tb.wait()
     pub.close()
+    written = 0
+    if recorder is not None:
+        written = recorder.written_samples * channels * 8
+        recorder.close()
     rate = (f1 - f0) * world.cfg.tau_c / (t1 - t0)
     cpu = (c1 - c0) / (t1 - t0)
     return {
@@ -149,6 +177,7 @@ def _speed(
         "cpu_cores_used": cpu,
         # on a shared machine the pinned core is not all ours: the rate per CPU-second
         "realtime_factor_per_cpu": rate / world.cfg.fs_hz / cpu if cpu > 0 else float("nan"),
+        **({} if recorder is None else {"recorded_bytes": written}),
     }
 
 
@@ -168,6 +197,9 @@ def csi(
         2048, "--buffer-frames", min=1, help="Frames per GNU Radio buffer (as `ap serve`)."
     ),
     pin: bool = typer.Option(True, "--pin/--no-pin", help="Pin the process to one CPU core."),
+    record: Path | None = typer.Option(
+        None, "--record", help="Also time the speed run with the SigMF recorder writing here."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (always JSON)."),
 ) -> None:
     """NMSE of LS/MMSE through the real flowgraph vs theory, CSI rate, realtime factor."""
@@ -181,12 +213,16 @@ def csi(
     if pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     n_ues = ues or tau_p
-    world = World(_spec(snr_db, tau_p, seed, fs, channels, n_ues), rho_override=0.0)
+    spec = _spec(snr_db, tau_p, seed, fs, channels, n_ues)
+    world = World(spec, rho_override=0.0)
     cfg = world.cfg
     pbeta = cfg.pilot_power_w * world.large_scale(0, [0])[:, 0]
     th_ls, th_mmse = nmse_theory(pbeta, world.pilot_index, cfg.noise_var_w, tau_p)
     acc = _accuracy(world, channels, frames)
     spd = _speed(world, channels, duration, publish_every, buffer_frames)
+    rec = None
+    if record is not None:
+        rec = _speed(world, channels, duration, publish_every, buffer_frames, (spec, record))
     out = {
         "nmse_db": {"ls": acc["ls"], "mmse": acc["mmse"]},
         "nmse_theory_db": {
@@ -196,6 +232,7 @@ def csi(
         "csi_msgs_per_s": acc["msgs_per_s"],
         "realtime_factor": spd["realtime_factor"],
         "speed": spd,
+        **({} if rec is None else {"speed_recording": rec}),
         "snr_db": snr_db,
         "tau_p": tau_p,
         "tau_c": cfg.tau_c,

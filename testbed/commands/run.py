@@ -30,6 +30,14 @@ def run(
         help="sim: plan from the CSI of a networked run (its rounds.json) instead of the "
         "simulated world's.",
     ),
+    record: bool = typer.Option(
+        False, "--record", help="Record every AP's IQ as SigMF (OUT/recording; spec: record)."
+    ),
+    replay_iq: Path = typer.Option(
+        None,
+        "--replay",
+        help="A .sigmf-collection of an earlier run: its IQ feeds the APs' estimators.",
+    ),
 ) -> None:
     """Run the experiment and write metrics.csv, summary.json and plots to the output folder:
     with the networked testbed (the controller, the AP cluster and one agent per UE) or with
@@ -39,13 +47,19 @@ def run(
     try:
         spec = load_spec(spec_file)
         spec = _with_engine(spec, engine, backend, ray_address)
+        if record:
+            spec = _with_recording(spec)
     except SpecError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(code=2) from None
     out = out or Path("runs") / spec.name
     if spec.engine.kind == "sim":
+        if replay_iq is not None:
+            raise typer.BadParameter("the simulator has no IQ to replay", param_hint="--replay")
         _simulate(spec, out, replay)
         return
+    if replay_iq is not None and not replay_iq.exists():
+        raise typer.BadParameter(f"{replay_iq} does not exist", param_hint="--replay")
     if replay is not None:
         raise typer.BadParameter("only the simulator replays CSI", param_hint="--replay-csi")
     from testbed.launcher import LaunchError, run_experiment
@@ -56,7 +70,7 @@ def run(
         f"secure aggregation {'on' if spec.secure_aggregation.enabled else 'off'} -> {out}"
     )
     try:
-        summary = run_experiment(spec, out)
+        summary = run_experiment(spec, out, replay=replay_iq)
     except LaunchError as err:
         typer.echo(f"run failed: {err}\nlogs: {out / 'logs'}", err=True)
         raise typer.Exit(code=1) from None
@@ -64,6 +78,15 @@ def run(
         typer.echo(f"run interrupted ({err or 'SIGINT'}); every process it started is stopped")
         raise typer.Exit(code=130) from None
     _done(summary, out)
+
+
+def _with_recording(spec: Any) -> Any:
+    """``spec`` with ``record.enabled`` (validated again)."""
+    from protocol.spec import parse_spec
+
+    data = spec.model_dump(mode="json", by_alias=True)
+    data["record"] = {**data["record"], "enabled": True}
+    return parse_spec(data, source="the spec with --record")
 
 
 def _with_engine(spec: Any, engine: str | None, backend: str | None, address: str | None) -> Any:
