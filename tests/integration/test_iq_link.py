@@ -61,7 +61,8 @@ def test_bytes_cross_the_phy_and_a_weaker_channel_retransmits_more(tmp_path: Pat
     low_id, low = run_networked(low_spec, tmp_path / "low")
     for rounds in (high, low):
         assert all(r["details"]["measured_phy_s"] > 0 for r in rounds)  # the PHY really ran
-        assert all(r["updated"] for r in rounds)
+    # the weak channel may lose a round's updates (CI saw one); the strong one loses none
+    assert all(r["updated"] for r in high)
     assert _retries(low) > _retries(high)
     assert max(r["mean_mcs_index"] for r in low) < min(r["mean_mcs_index"] for r in high)
     check_sums(high_spec, tmp_path / "high", high_id, high)
